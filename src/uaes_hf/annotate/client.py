@@ -239,7 +239,7 @@ class ChatClient:
         self.config = config or ChatConfig()
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
         self._key_missing = not key.strip()
-        self.__key = key.strip()
+        self._key = _Secret(key.strip())
         self._sleep = sleep
         self._rng = random.Random(rng_seed)
         self._rng_lock = threading.Lock()
@@ -284,7 +284,7 @@ class ChatClient:
                 import openai
 
                 kwargs: dict[str, Any] = {
-                    "api_key": self.__key,
+                    "api_key": self._key.value,
                     "max_retries": 0,  # retries are ours, with Retry-After and jitter
                     "timeout": self.config.timeout,
                 }
@@ -378,6 +378,20 @@ class ChatClient:
                         retry_after,
                     )
                 self._sleep(delay)
+
+
+class _Secret:
+    """Holds the key so that no repr, log or traceback of the client shows it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+    __str__ = __repr__
 
 
 def _short(err: BaseException, limit: int = 300) -> str:

@@ -313,9 +313,19 @@ class ResultStore:
         """Commit a successful result. An existing ``ok`` row for ``key`` is kept (first
         result wins, so a duplicate call can never change a stored answer)."""
         self._put(
-            key, item_id, "ok", dict(payload), None, None, attempts, prompt_tokens,
-            completion_tokens, cost_usd, params, run_id,
-        )  # fmt: skip
+            key,
+            item_id,
+            "ok",
+            dict(payload),
+            None,
+            None,
+            attempts,
+            prompt_tokens,
+            completion_tokens,
+            cost_usd,
+            params,
+            run_id,
+        )
 
     def put_failure(
         self,
@@ -336,9 +346,19 @@ class ResultStore:
         if not reason:
             raise ValueError("a failure record needs a reason")
         self._put(
-            key, item_id, "failed", dict(payload) if payload else None, reason, detail,
-            attempts, prompt_tokens, completion_tokens, cost_usd, params, run_id,
-        )  # fmt: skip
+            key,
+            item_id,
+            "failed",
+            dict(payload) if payload else None,
+            reason,
+            detail,
+            attempts,
+            prompt_tokens,
+            completion_tokens,
+            cost_usd,
+            params,
+            run_id,
+        )
 
     def _put(
         self,
@@ -356,12 +376,20 @@ class ResultStore:
         run_id: str | None,
     ) -> None:
         values = (
-            *_key_tuple(key), str(item_id), status,
+            *_key_tuple(key),
+            str(item_id),
+            status,
             json.dumps(payload, ensure_ascii=False) if payload is not None else None,
-            reason, detail, int(attempts), int(prompt_tokens), int(completion_tokens),
-            cost_usd, json.dumps(dict(params or {}), ensure_ascii=False, default=str),
-            run_id, time.time(),
-        )  # fmt: skip
+            reason,
+            detail,
+            int(attempts),
+            int(prompt_tokens),
+            int(completion_tokens),
+            cost_usd,
+            json.dumps(dict(params or {}), ensure_ascii=False, default=str),
+            run_id,
+            time.time(),
+        )
         with self._lock:
             # Upsert, but an 'ok' row is final: only a 'failed' row may be replaced.
             self._conn.execute(

@@ -116,6 +116,7 @@ def _build_atomically(target: Path, build: Callable[[Path], None], message: str)
         try:
             build(tmp)
             (tmp / _COMPLETE_MARKER).write_text("ok\n")
+            tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any other
             if target.exists():  # a stale, incomplete folder from an interrupted run
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -127,10 +128,21 @@ def _build_atomically(target: Path, build: Callable[[Path], None], message: str)
 
 def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     """Dequantise a GGUF causal LM with transformers and save model + tokenizer."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_path.parent,
+        gguf_file=gguf_path.name,
+        quantization_config=GgufConfig(dequantize=True),
+        dtype=torch.float32,
+    )
+    # Every weight is now a plain dense fp32 tensor; forget the GGUF origin so the model
+    # saves (and later loads) as an ordinary checkpoint.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
 

@@ -1,0 +1,29 @@
+"""``uaes extract``: features of every layer of each model into the feature store.
+
+The options are those of ``python -m uaes_hf.extract`` (one shared argument builder);
+this module only parses and calls the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``extract`` subcommand."""
+    from uaes_hf.extract.run import add_arguments, run_from_args
+
+    parser = subparsers.add_parser(
+        "extract",
+        help="extract all-layer features (or perplexity) of texts/images into a feature store",
+        description=(
+            "Extract pooled hidden states of every layer of each model for one dataset split "
+            "into a feature store (safetensors + meta.json). Resumable: finished shards are "
+            "never recomputed. For several GPUs or CPU processes run "
+            "`accelerate launch -m uaes_hf.extract` with the same options."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run_from_args)

@@ -1,0 +1,36 @@
+"""Experiments: configs, convergence matrices, comparisons, analyses, plots and the report.
+
+``uaes run`` drives :func:`uaes_hf.experiments.stages.run_experiment`; the Gradio Space
+reads a finished report with :func:`uaes_hf.experiments.report.load_results`. Nothing heavy
+is imported here.
+
+Example:
+    >>> from uaes_hf.experiments import load_config
+    >>> load_config().align.k
+    10
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "load_config": "uaes_hf.experiments.config",
+    "ExperimentConfig": "uaes_hf.experiments.config",
+    "run_experiment": "uaes_hf.experiments.stages",
+    "load_results": "uaes_hf.experiments.report",
+    "publish_report": "uaes_hf.experiments.report",
+    "convergence_rows": "uaes_hf.experiments.convergence",
+    "sign_flip_test": "uaes_hf.experiments.comparisons",
+    "per_sample_alignment": "uaes_hf.experiments.per_sample",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'uaes_hf.experiments' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

@@ -1,0 +1,432 @@
+"""The study's comparisons as matched-N subsets, their difference tables and paired tests.
+
+Each comparison is a set of *sides* (e.g. poems vs plain texts). Mutual kNN depends on N
+(chance is about k / (N - 1)), so every side of a comparison is subsampled, with a fixed
+seed, to the size of its smallest side before any score is computed.
+
+A claim such as "convergence on poems > on plain texts" is tested across the model pairs
+with a paired sign-flip permutation test on the per-pair differences (exact enumeration
+when there are few pairs).
+
+Example:
+    >>> import numpy as np
+    >>> t = sign_flip_test(np.array([0.02, 0.03, 0.01, 0.04]), alternative="greater")
+    >>> t.exact, round(t.p_value, 4)
+    (True, 0.0625)
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Which comparisons have which sides, and which side difference the report shows (a - b).
+COMPARISON_SIDES: dict[str, tuple[str, ...]] = {
+    "poems_vs_plain": ("poems", "plain_texts"),
+    "high_vs_low": ("high_score", "low_score"),
+    "formatted_vs_free": ("formatted", "free_verse"),
+    "short_vs_long": ("short", "long"),
+    "length_aligned": ("poems_length_aligned", "plain_texts"),
+    "distribution_aligned": ("poems_length_aligned", "plain_distribution_aligned"),
+    "plain_random_vs_aligned": ("plain_random", "plain_distribution_aligned"),
+    "clusters": ("poems", "cluster_1", "cluster_2"),
+}
+COMPARISON_TITLES: dict[str, str] = {
+    "poems_vs_plain": "Poems vs plain texts",
+    "high_vs_low": "High-score (>= 4) vs low-score (<= 3) poems",
+    "formatted_vs_free": "Formatted poems vs free verse (ambiguous excluded)",
+    "short_vs_long": "Short vs long poems (median split)",
+    "length_aligned": "Length-aligned poems vs plain texts",
+    "distribution_aligned": "Length-aligned poems vs distribution-aligned plain texts",
+    "plain_random_vs_aligned": "Random vs distribution-aligned plain texts",
+    "clusters": "All poems vs the two semantic clusters",
+}
+
+
+@dataclass(frozen=True)
+class Subset:
+    """Rows of one dataset (``poems`` or ``plain_texts``) forming one side of a comparison."""
+
+    comparison: str
+    side: str
+    dataset: str
+    indices: np.ndarray
+
+    @property
+    def name(self) -> str:
+        """``comparison/side``, the ``subset`` column of the tidy tables."""
+        return f"{self.comparison}/{self.side}"
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return int(self.indices.size)
+
+
+@dataclass
+class SkippedComparison:
+    """A comparison that could not be formed, and why (shown in the report)."""
+
+    comparison: str
+    reason: str
+
+
+def match_sizes(
+    groups: Mapping[str, np.ndarray], seed: int = 0, cap: int | None = None
+) -> dict[str, np.ndarray]:
+    """Subsample every group to the smallest group's size (and at most ``cap``), sorted.
+
+    The draw depends only on ``seed`` and the group's name, so adding a comparison never
+    changes the rows of another.
+
+    Example:
+        >>> out = match_sizes({"a": np.arange(10), "b": np.arange(4)}, seed=0)
+        >>> {name: rows.size for name, rows in out.items()}
+        {'a': 4, 'b': 4}
+    """
+    if not groups:
+        raise ValueError("match_sizes needs at least one group")
+    n = min(int(np.asarray(rows).size) for rows in groups.values())
+    if cap is not None:
+        n = min(n, cap)
+    out = {}
+    for name, rows in groups.items():
+        rows = np.asarray(rows)
+        if rows.size > n:
+            rng = np.random.default_rng([seed, _name_seed(name)])
+            rows = rng.choice(rows, size=n, replace=False)
+        out[name] = np.sort(rows)
+    return out
+
+
+def _name_seed(name: str) -> int:
+    import zlib
+
+    return zlib.crc32(name.encode())
+
+
+@dataclass
+class SubsetPlan:
+    """All subsets to score, plus the comparisons skipped and the sampling diagnostics."""
+
+    subsets: list[Subset] = field(default_factory=list)
+    skipped: list[SkippedComparison] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def by_comparison(self, comparison: str) -> dict[str, Subset]:
+        """side -> Subset for one comparison."""
+        return {s.side: s for s in self.subsets if s.comparison == comparison}
+
+
+def build_subsets(
+    poems: Any,
+    plain_texts: Any,
+    comparisons: Sequence[str],
+    *,
+    min_size: int,
+    seed: int = 0,
+    plain_features: np.ndarray | None = None,
+    poem_features: np.ndarray | None = None,
+    cluster_labels: np.ndarray | None = None,
+) -> SubsetPlan:
+    """Form every requested comparison's matched-N sides.
+
+    Args:
+        poems: DataFrame with ``n_words``, ``aesthetic_score``, ``form_category``.
+        plain_texts: DataFrame with ``n_words``.
+        comparisons: names from :data:`COMPARISON_SIDES`.
+        min_size: a side smaller than this skips its comparison (reported, not silent).
+        seed: sampling seed.
+        plain_features, poem_features: one model's ``N x D`` features, for the
+            distribution-aligned plain-text sample (the study's PCA + logistic method).
+        cluster_labels: KMeans label per poem (0..K-1), for ``clusters``.
+
+    Returns:
+        A :class:`SubsetPlan`.
+    """
+    from uaes_hf.data.lengths import split_at_median
+    from uaes_hf.data.sampling import distribution_aligned_sample, length_aligned_sample
+
+    plan = SubsetPlan()
+    poem_rows = np.arange(len(poems))
+    plain_rows = np.arange(len(plain_texts))
+    poem_words = poems["n_words"].to_numpy(dtype=float)
+    plain_words = plain_texts["n_words"].to_numpy(dtype=float)
+    scores = poems["aesthetic_score"].to_numpy(dtype=float)  # null -> NaN
+    forms = poems["form_category"].astype(str).to_numpy()
+
+    length_aligned: np.ndarray | None = None
+    dist_aligned: np.ndarray | None = None
+    needs_length = {"length_aligned", "distribution_aligned"} & set(comparisons)
+    if needs_length and len(poems) and len(plain_texts):
+        sample = length_aligned_sample(poem_words, plain_words, replace=False, seed=seed)
+        length_aligned = np.sort(sample.indices)
+        plan.notes["length_aligned"] = sample.summary()
+    needs_dist = {"distribution_aligned", "plain_random_vs_aligned"} & set(comparisons)
+    if needs_dist and plain_features is not None and poem_features is not None:
+        small_rows = (
+            length_aligned if length_aligned is not None and length_aligned.size else poem_rows
+        )
+        n_take = min(small_rows.size, max(plain_rows.size // 2, 1))
+        if n_take >= 2 and plain_rows.size >= 2 and small_rows.size >= 2:
+            dist = distribution_aligned_sample(
+                poem_features[small_rows], plain_features, n_take, seed=seed
+            )
+            dist_aligned = np.sort(dist.indices)
+            plan.notes["distribution_aligned"] = {
+                "n": int(dist_aligned.size),
+                "pca": dist.n_components,
+            }
+
+    for comparison in comparisons:
+        groups: dict[str, tuple[str, np.ndarray]] = {}
+        reason = ""
+        if comparison == "poems_vs_plain":
+            groups = {"poems": ("poems", poem_rows), "plain_texts": ("plain_texts", plain_rows)}
+        elif comparison == "high_vs_low":
+            groups = {
+                "high_score": ("poems", poem_rows[scores >= 4]),
+                "low_score": ("poems", poem_rows[scores <= 3]),
+            }
+            if np.isnan(scores).all():
+                reason = "no poem has an aesthetic score"
+        elif comparison == "formatted_vs_free":
+            groups = {
+                "formatted": ("poems", poem_rows[forms == "formatted"]),
+                "free_verse": ("poems", poem_rows[forms == "free_verse"]),
+            }
+        elif comparison == "short_vs_long":
+            halves = np.array(split_at_median(list(poem_words))) if len(poems) else np.array([])
+            groups = {
+                "short": ("poems", poem_rows[halves == "short"]),
+                "long": ("poems", poem_rows[halves == "long"]),
+            }
+        elif comparison == "length_aligned":
+            if length_aligned is None:
+                reason = "no length-aligned sample"
+            else:
+                groups = {
+                    "poems_length_aligned": ("poems", length_aligned),
+                    "plain_texts": ("plain_texts", plain_rows),
+                }
+        elif comparison == "distribution_aligned":
+            if length_aligned is None or dist_aligned is None:
+                reason = "no distribution-aligned sample (needs features of the reference model)"
+            else:
+                groups = {
+                    "poems_length_aligned": ("poems", length_aligned),
+                    "plain_distribution_aligned": ("plain_texts", dist_aligned),
+                }
+        elif comparison == "plain_random_vs_aligned":
+            if dist_aligned is None:
+                reason = "no distribution-aligned sample (needs features of the reference model)"
+            else:
+                rest = np.setdiff1d(plain_rows, dist_aligned)
+                groups = {
+                    "plain_random": (
+                        "plain_texts",
+                        rest if rest.size >= dist_aligned.size else plain_rows,
+                    ),
+                    "plain_distribution_aligned": ("plain_texts", dist_aligned),
+                }
+        elif comparison == "clusters":
+            if cluster_labels is None:
+                reason = "no cluster labels"
+            else:
+                groups = {"poems": ("poems", poem_rows)}
+                for label in range(int(cluster_labels.max()) + 1 if cluster_labels.size else 0):
+                    groups[f"cluster_{label + 1}"] = ("poems", poem_rows[cluster_labels == label])
+        else:
+            raise ValueError(
+                f"unknown comparison {comparison!r}; expected {list(COMPARISON_SIDES)}"
+            )
+        if not reason:
+            small = {side: rows.size for side, (_, rows) in groups.items() if rows.size < min_size}
+            if small:
+                reason = f"too few samples for a side (min {min_size}): {small}"
+        if reason:
+            plan.skipped.append(SkippedComparison(comparison, reason))
+            continue
+        matched = match_sizes(
+            {f"{comparison}/{side}": rows for side, (_, rows) in groups.items()}, seed=seed
+        )
+        for side, (dataset, _) in groups.items():
+            plan.subsets.append(Subset(comparison, side, dataset, matched[f"{comparison}/{side}"]))
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# Differences and the paired test
+
+
+@dataclass(frozen=True)
+class SignFlipResult:
+    """Paired sign-flip permutation test on per-pair differences."""
+
+    mean_difference: float
+    p_value: float
+    n_pairs: int
+    n_positive: int
+    exact: bool
+    n_flips: int
+    alternative: str
+
+
+def sign_flip_test(
+    differences: Sequence[float] | np.ndarray,
+    *,
+    alternative: str = "two-sided",
+    n_flips: int = 10000,
+    seed: int = 0,
+) -> SignFlipResult:
+    """Test whether the mean of paired differences is 0 by flipping their signs.
+
+    With ``2**n <= n_flips`` every sign pattern is enumerated (exact p-value); otherwise
+    ``n_flips`` random patterns plus the observed one are used (``(b + 1) / (m + 1)``).
+
+    Args:
+        differences: one difference per model pair (e.g. score on poems - on plain texts).
+        alternative: ``"greater"`` (mean > 0), ``"less"`` or ``"two-sided"``.
+        n_flips: Monte Carlo budget.
+        seed: Monte Carlo seed.
+
+    Example:
+        >>> sign_flip_test([1.0, 2.0, 3.0], alternative="greater").p_value
+        0.125
+    """
+    d = np.asarray(differences, dtype=float).ravel()
+    if d.size == 0:
+        raise ValueError("sign_flip_test needs at least one difference")
+    if not np.all(np.isfinite(d)):
+        raise ValueError("differences contain NaN or Inf")
+    if alternative not in ("greater", "less", "two-sided"):
+        raise ValueError(
+            f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}"
+        )
+    observed = d.mean()
+    exact = 2**d.size <= max(n_flips, 1)
+    if exact:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
+    else:
+        rng = np.random.default_rng(seed)
+        signs = rng.choice((1.0, -1.0), size=(n_flips, d.size))
+    null = signs @ d / d.size
+    tol = 1e-12 * max(1.0, abs(observed))
+    if alternative == "greater":
+        hits = np.count_nonzero(null >= observed - tol)
+    elif alternative == "less":
+        hits = np.count_nonzero(null <= observed + tol)
+    else:
+        hits = np.count_nonzero(np.abs(null) >= abs(observed) - tol)
+    p_value = hits / null.size if exact else (hits + 1) / (null.size + 1)
+    return SignFlipResult(
+        mean_difference=float(observed),
+        p_value=float(min(1.0, p_value)),
+        n_pairs=int(d.size),
+        n_positive=int(np.count_nonzero(d > 0)),
+        exact=bool(exact),
+        n_flips=int(null.size),
+        alternative=alternative,
+    )
+
+
+def difference_table(convergence: Any, comparison: str, side_a: str, side_b: str) -> Any:
+    """Per model pair: score on ``side_a`` minus score on ``side_b`` (raw and calibrated).
+
+    Args:
+        convergence: the tidy convergence table (one row per subset x model pair).
+
+    Returns:
+        DataFrame with model_a, model_b, score_a, score_b, difference,
+        calibrated_a, calibrated_b, calibrated_difference, n.
+    """
+    import pandas as pd
+
+    table = convergence[convergence["comparison"] == comparison]
+    a = table[table["side"] == side_a].set_index(["model_a", "model_b"])
+    b = table[table["side"] == side_b].set_index(["model_a", "model_b"])
+    joined = a.join(b, lsuffix="_a", rsuffix="_b", how="inner")
+    if joined.empty:
+        return pd.DataFrame(
+            columns=[
+                "comparison",
+                "side_a",
+                "side_b",
+                "model_a",
+                "model_b",
+                "score_a",
+                "score_b",
+                "difference",
+                "calibrated_a",
+                "calibrated_b",
+                "calibrated_difference",
+                "n",
+            ]
+        )
+    out = pd.DataFrame(
+        {
+            "comparison": comparison,
+            "side_a": side_a,
+            "side_b": side_b,
+            "score_a": joined["score_a"],
+            "score_b": joined["score_b"],
+            "difference": joined["score_a"] - joined["score_b"],
+            "calibrated_a": joined["calibrated_a"],
+            "calibrated_b": joined["calibrated_b"],
+            "calibrated_difference": joined["calibrated_a"] - joined["calibrated_b"],
+            "n": joined["n_a"],
+        }
+    ).reset_index()
+    return out
+
+
+def comparison_tests(
+    convergence: Any, comparisons: Sequence[str], *, n_flips: int = 10000, seed: int = 0
+) -> tuple[Any, Any]:
+    """Difference tables and sign-flip tests for every comparison present in ``convergence``.
+
+    Returns:
+        ``(differences, tests)``: the concatenated difference tables, and one row per
+        (comparison, side_a, side_b, quantity) with mean difference, #pairs with a > b,
+        p-values (two-sided and one-sided "a > b").
+    """
+    import pandas as pd
+
+    diffs, rows = [], []
+    for comparison in comparisons:
+        sides = COMPARISON_SIDES[comparison]
+        pairs = (
+            [(sides[0], sides[1])]
+            if len(sides) == 2
+            else [(sides[1], sides[2]), (sides[0], sides[1]), (sides[0], sides[2])]
+        )
+        for side_a, side_b in pairs:
+            table = difference_table(convergence, comparison, side_a, side_b)
+            if table.empty:
+                continue
+            diffs.append(table)
+            for quantity in ("difference", "calibrated_difference"):
+                values = table[quantity].to_numpy(dtype=float)
+                two = sign_flip_test(values, alternative="two-sided", n_flips=n_flips, seed=seed)
+                one = sign_flip_test(values, alternative="greater", n_flips=n_flips, seed=seed)
+                rows.append(
+                    {
+                        "comparison": comparison,
+                        "side_a": side_a,
+                        "side_b": side_b,
+                        "quantity": quantity,
+                        "n": int(table["n"].iloc[0]),
+                        "n_pairs": two.n_pairs,
+                        "n_a_greater": two.n_positive,
+                        "mean_difference": two.mean_difference,
+                        "p_two_sided": two.p_value,
+                        "p_a_greater": one.p_value,
+                        "exact": two.exact,
+                    }
+                )
+    differences = pd.concat(diffs, ignore_index=True) if diffs else pd.DataFrame()
+    return differences, pd.DataFrame(rows)

@@ -1,0 +1,351 @@
+"""Experiment configuration: a YAML file validated against typed sections, with defaults.
+
+The embedded default (``experiments/default.yaml``, a package resource) is the base; a user
+file only overrides the keys it names. Unknown keys and wrong types raise a ``ValueError``
+that names the key (``align.k``), so a typo never silently falls back to a default.
+
+Example:
+    >>> from uaes_hf.experiments.config import load_config
+    >>> cfg = load_config()  # the embedded default
+    >>> cfg.align.k
+    10
+    >>> load_config(overrides={"align": {"kk": 3}})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown config key 'align.kk'; expected one of: ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Union
+
+COMPARISONS: tuple[str, ...] = (
+    "poems_vs_plain",
+    "high_vs_low",
+    "formatted_vs_free",
+    "short_vs_long",
+    "length_aligned",
+    "distribution_aligned",
+    "plain_random_vs_aligned",
+    "clusters",
+)
+STAGES: tuple[str, ...] = ("prepare", "annotate", "extract", "align", "analyse", "report")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the poems, plain texts and image-text pairs come from, and how many to use."""
+
+    poems: str = "embedded"
+    poems_config: str = "main"
+    poems_revision: str | None = None
+    plain_texts: str = "embedded"
+    plain_texts_config: str | None = None
+    plain_texts_revision: str | None = None
+    image_text: str = "embedded"
+    image_text_revision: str | None = None
+    n_poems: int = 240
+    n_plain_texts: int = 240
+    n_images: int = 48
+
+
+@dataclass(frozen=True)
+class AnnotateConfig:
+    """The aesthetic judge for poems that have no score yet."""
+
+    backend: Literal["existing", "local", "openai"] = "local"
+    model: str = "smollm2-135m"
+    base_url: str | None = None
+    keep_existing: bool = True
+    max_concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Which models embed the data (all layers, pooled) and which one measures perplexity."""
+
+    text_models: list[str] = field(default_factory=list)
+    vision_models: list[str] = field(default_factory=list)
+    pooling: Literal["mean", "last"] = "mean"
+    vision_pooling: Literal["cls", "mean"] = "cls"
+    batch_size: int = 8
+    max_tokens: int = 160
+    device: str = "auto"
+    perplexity_model: str | None = None
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Mutual-kNN settings and the statistics around every score."""
+
+    metric: Literal["mutual_knn"] = "mutual_knn"
+    k: int = 10
+    layers: Literal["best", "last", "fixed"] = "best"
+    fixed_layers: dict[str, int] = field(default_factory=dict)
+    max_layers_per_model: int = 6
+    n_permutations: int = 200
+    n_bootstrap: int = 200
+    ci_level: float = 0.95
+    min_subset_size: int = 20
+
+
+@dataclass(frozen=True)
+class AnalyseConfig:
+    """Which comparisons to run and the settings of the derived analyses."""
+
+    comparisons: list[str] = field(default_factory=lambda: list(COMPARISONS))
+    cluster_model: str = "all-minilm-l6-v2"
+    n_clusters: int = 2
+    reference_model: str | None = None
+    capability: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_sample_layers: Literal["heldout", "fixed"] = "heldout"
+    n_sign_flips: int = 10000
+    tsne_model: str | None = None
+    tsne_perplexity: float = 20.0
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """How the report looks."""
+
+    title: str = "Do models agree on beautiful things?"
+    tsne: bool = True
+    wordclouds: bool = True
+    dpi: int = 110
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: data, judge, models, alignment statistics, analyses, report."""
+
+    name: str = "experiment"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    analyse: AnalyseConfig = field(default_factory=AnalyseConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable content hash of the named sections or dotted keys (and ``seed``).
+
+        Example:
+            >>> len(load_config().section_hash("align", "extract.text_models"))
+            64
+        """
+        full = self.to_dict()
+        picked: dict[str, Any] = {"seed": full["seed"]}
+        for name in sections:
+            value: Any = full
+            for part in name.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    raise ValueError(f"unknown config key {name!r} in a stage's cache key")
+                value = value[part]
+            picked[name] = value
+        text = json.dumps(picked, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widen to float)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, key)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError(errors[0] if len(errors) == 1 else f"{key}: {'; '.join(errors)}")
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"config key {key!r} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"config key {key!r} must be a list, got {type(value).__name__}")
+        return [_convert(item, args[0], f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"config key {key!r} must be a mapping, got {type(value).__name__}")
+        return {
+            _convert(name, args[0], f"{key} (a key)"): _convert(item, args[1], f"{key}.{name}")
+            for name, item in value.items()
+        }
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"config key {key!r} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"config key {key!r} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"config key {key!r} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"config key {key!r} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config annotation {_type_name(tp)} for {key}")  # pragma: no cover
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix or "the config"
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ValueError(f"unknown config key {dotted!r}; expected one of: {', '.join(names)}")
+        kwargs[key] = _convert(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def _check_semantics(cfg: ExperimentConfig) -> None:
+    """Checks that span keys or ranges (types are already checked)."""
+
+    def positive(key: str, value: float, minimum: float = 1) -> None:
+        if value < minimum:
+            raise ValueError(f"config key {key!r} must be >= {minimum}, got {value}")
+
+    positive("data.n_poems", cfg.data.n_poems, 0)
+    positive("data.n_plain_texts", cfg.data.n_plain_texts, 0)
+    positive("data.n_images", cfg.data.n_images, 0)
+    positive("extract.batch_size", cfg.extract.batch_size)
+    positive("extract.max_tokens", cfg.extract.max_tokens, 8)
+    positive("align.k", cfg.align.k)
+    positive("align.max_layers_per_model", cfg.align.max_layers_per_model, 0)
+    positive("align.n_permutations", cfg.align.n_permutations, 0)
+    positive("align.n_bootstrap", cfg.align.n_bootstrap, 0)
+    positive("align.min_subset_size", cfg.align.min_subset_size, cfg.align.k + 2)
+    positive("analyse.n_clusters", cfg.analyse.n_clusters, 2)
+    positive("analyse.n_sign_flips", cfg.analyse.n_sign_flips, 0)
+    positive("report.dpi", cfg.report.dpi, 30)
+    if not 0.0 < cfg.align.ci_level < 1.0:
+        raise ValueError(f"config key 'align.ci_level' must be in (0, 1), got {cfg.align.ci_level}")
+    for name in cfg.analyse.comparisons:
+        if name not in COMPARISONS:
+            raise ValueError(
+                f"config key 'analyse.comparisons' has unknown comparison {name!r}; "
+                f"expected some of {list(COMPARISONS)}"
+            )
+    if len(cfg.extract.text_models) != len(set(cfg.extract.text_models)):
+        raise ValueError("config key 'extract.text_models' lists a model twice")
+    if len(cfg.extract.vision_models) != len(set(cfg.extract.vision_models)):
+        raise ValueError("config key 'extract.vision_models' lists a model twice")
+    ref = cfg.analyse.reference_model
+    if ref is not None and cfg.extract.text_models and ref not in cfg.extract.text_models:
+        raise ValueError(
+            f"config key 'analyse.reference_model' is {ref!r}, which is not in "
+            f"extract.text_models {cfg.extract.text_models}"
+        )
+    if cfg.align.layers == "fixed":
+        missing = [m for m in cfg.extract.text_models if m not in cfg.align.fixed_layers]
+        if missing:
+            raise ValueError(
+                f"config key 'align.fixed_layers' needs a layer for every text model when "
+                f"align.layers is 'fixed'; missing {missing}"
+            )
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)  # sections merge key by key
+        else:
+            merged[key] = value
+    return merged
+
+
+def default_config_text() -> str:
+    """The embedded default YAML (package resource ``uaes_hf/experiments/default.yaml``)."""
+    return resources.files("uaes_hf.experiments").joinpath("default.yaml").read_text("utf-8")
+
+
+def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """Validate a complete nested dict (no defaults merged) into an ``ExperimentConfig``."""
+    cfg = _build(ExperimentConfig, data, "")
+    _check_semantics(cfg)
+    return cfg
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> ExperimentConfig:
+    """Load the embedded default, overlay the YAML at ``path`` and then ``overrides``.
+
+    Args:
+        path: a YAML file; ``None`` uses the embedded default alone.
+        overrides: a nested dict applied last (e.g. from ``--limit``).
+
+    Raises:
+        ValueError: a missing or malformed file, an unknown key or a wrong type (the message
+            names the key).
+
+    Example:
+        >>> load_config(overrides={"align": {"k": 5}}).align.k
+        5
+    """
+    import yaml
+
+    base = yaml.safe_load(default_config_text())
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"config file {str(path)!r} does not exist")
+        try:
+            user = yaml.safe_load(path.read_text("utf-8"))
+        except yaml.YAMLError as err:
+            raise ValueError(f"config file {str(path)!r} is not valid YAML: {err}") from err
+        if user is None:
+            user = {}
+        if not isinstance(user, dict):
+            raise ValueError(
+                f"config file {str(path)!r} must hold a mapping at the top, "
+                f"got {type(user).__name__}"
+            )
+        base = _deep_merge(base, user)
+    if overrides:
+        base = _deep_merge(base, overrides)
+    return config_from_dict(base)
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The config as YAML (what a run used, stored with its results)."""
+    import yaml
+
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

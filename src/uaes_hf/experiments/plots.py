@@ -1,0 +1,389 @@
+"""Figures of the report (matplotlib, Agg backend): each function writes one PNG.
+
+Every function takes plain arrays or tidy tables and a path, so the report can be re-drawn
+from stored results alone (``uaes report``).
+
+Example:
+    >>> import numpy as np
+    >>> heatmap(np.eye(2), ["a", "b"], ["a", "b"], "t", "/tmp/h.png")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | Path, dpi: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def _draw_heatmap(
+    ax: Any,
+    values: np.ndarray,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    title: str,
+    *,
+    diverging: bool = False,
+    fmt: str = "{:.3f}",
+) -> Any:
+    finite = values[np.isfinite(values)]
+    if diverging:
+        bound = float(np.max(np.abs(finite))) if finite.size else 1.0
+        bound = bound or 1.0
+        image = ax.imshow(values, cmap="RdBu_r", vmin=-bound, vmax=bound)
+    else:
+        image = ax.imshow(
+            values,
+            cmap="viridis",
+            vmin=float(finite.min()) if finite.size else 0,
+            vmax=float(finite.max()) if finite.size else 1,
+        )
+    ax.set_xticks(range(len(cols)), cols, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    mid = (float(finite.min()) + float(finite.max())) / 2 if finite.size else 0
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            v = values[i, j]
+            if np.isfinite(v):
+                light = diverging and abs(v) > 0.6 * (np.max(np.abs(finite)) or 1)
+                dark_bg = (not diverging) and v < mid
+                ax.text(
+                    j,
+                    i,
+                    fmt.format(v),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if (light or dark_bg) else "black",
+                )
+    return image
+
+
+def heatmap(
+    values: np.ndarray,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    title: str,
+    path: str | Path,
+    *,
+    diverging: bool = False,
+    dpi: int = 110,
+    colorbar_label: str = "mutual kNN",
+) -> Path:
+    """One annotated heatmap (NaN cells left blank)."""
+    plt = _plt()
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(cols), 0.8 + 0.7 * len(rows)))
+    image = _draw_heatmap(ax, values, rows, cols, title, diverging=diverging)
+    fig.colorbar(image, ax=ax, shrink=0.8, label=colorbar_label)
+    return _save(fig, path, dpi)
+
+
+def three_heatmaps(
+    left: np.ndarray,
+    right: np.ndarray,
+    labels: Sequence[str],
+    titles: tuple[str, str],
+    path: str | Path,
+    *,
+    dpi: int = 110,
+) -> Path:
+    """The study's layout: scores on A (left), A - B (middle, diverging), scores on B."""
+    plt = _plt()
+    n = len(labels)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * (1.2 + 0.8 * n), 1.2 + 0.75 * n))
+    for ax, values, title in ((axes[0], left, titles[0]), (axes[2], right, titles[1])):
+        image = _draw_heatmap(ax, np.asarray(values, float), labels, labels, title)
+        fig.colorbar(image, ax=ax, shrink=0.7)
+    diff = np.asarray(left, float) - np.asarray(right, float)
+    image = _draw_heatmap(
+        axes[1], diff, labels, labels, f"{titles[0]} - {titles[1]}", diverging=True, fmt="{:+.3f}"
+    )
+    fig.colorbar(image, ax=axes[1], shrink=0.7)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def capability_plot(
+    table: Any,
+    capability_column: str,
+    path: str | Path,
+    *,
+    title: str,
+    group_column: str | None = None,
+    dpi: int = 110,
+) -> Path:
+    """Alignment with the reference model vs capability; circle area ~ parameters."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    groups = [(None, table)] if group_column is None else list(table.groupby(group_column))
+    for name, part in groups:
+        part = part.sort_values(capability_column)
+        sizes = 30 + 300 * np.sqrt(part["params_millions"].fillna(100).to_numpy() / 1000.0)
+        ax.scatter(
+            part[capability_column],
+            part["score"],
+            s=sizes,
+            alpha=0.6,
+            label=None if name is None else str(name),
+        )
+        ax.plot(part[capability_column], part["score"], alpha=0.4)
+        if "ci_low" in part:
+            ax.vlines(part[capability_column], part["ci_low"], part["ci_high"], alpha=0.5)
+        for row in part.itertuples():
+            ax.annotate(
+                str(row.model),
+                (getattr(row, capability_column), row.score),
+                fontsize=7,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
+    if "chance" in table:
+        ax.axhline(float(table["chance"].mean()), ls="--", c="grey", lw=1, label="chance")
+    ax.set_xlabel(capability_column)
+    ax.set_ylabel("mutual kNN with the reference model")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path, dpi)
+
+
+def slope_grid(
+    scores: Any,
+    slopes: Any,
+    models: Sequence[str],
+    covariate: str,
+    path: str | Path,
+    *,
+    title: str,
+    k: int,
+    log_x: bool = False,
+    dpi: int = 110,
+    seed: int = 0,
+) -> Path:
+    """Per-sample alignment vs a covariate for every pair: lower triangle scatter (jittered,
+    with binned means), upper triangle the fitted line and its slope."""
+    plt = _plt()
+    m = len(models)
+    fig, axes = plt.subplots(m, m, figsize=(2.0 * m + 1, 2.0 * m + 0.5), squeeze=False)
+    rng = np.random.default_rng(seed)
+    for i, a in enumerate(models):
+        for j, b in enumerate(models):
+            ax = axes[i, j]
+            ax.tick_params(labelsize=6)
+            if i == j:
+                ax.text(0.5, 0.5, a, ha="center", va="center", fontsize=8, transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
+            pa, pb = (a, b) if (a, b) in _pairs(scores) else (b, a)
+            part = scores[(scores["model_a"] == pa) & (scores["model_b"] == pb)]
+            fit = slopes[
+                (slopes["model_a"] == pa)
+                & (slopes["model_b"] == pb)
+                & (slopes["covariate"] == covariate)
+            ]
+            if part.empty:
+                ax.axis("off")
+                continue
+            x = part[covariate].to_numpy(float)
+            y = part["score"].to_numpy(float)
+            keep = np.isfinite(x) & np.isfinite(y)
+            x, y = x[keep], y[keep]
+            xs = np.log10(x) if log_x else x
+            if i > j:
+                ax.scatter(xs, y + rng.normal(0, 0.5 / k, y.size), s=3, alpha=0.35)
+                if xs.size >= 8:
+                    edges = np.unique(np.quantile(xs, np.linspace(0, 1, 6)))
+                    centers, means = [], []
+                    for lo, hi in zip(edges[:-1], edges[1:], strict=False):
+                        sel = (xs >= lo) & (xs <= hi)
+                        if sel.any():
+                            centers.append(xs[sel].mean())
+                            means.append(y[sel].mean())
+                    ax.plot(centers, means, "o-", c="C3", ms=3)
+            elif not fit.empty:
+                row = fit.iloc[0]
+                grid = np.linspace(np.nanmin(x), np.nanmax(x), 20)
+                ax.plot(
+                    np.log10(grid) if log_x else grid,
+                    row["intercept"] + row["slope"] * grid,
+                    c="C1",
+                )
+                colour = "C3" if row["p_value"] < 0.05 else "black"
+                ax.set_title(
+                    f"slope/SD {row['slope_per_sd']:+.3f}\np={row['p_value']:.2g}",
+                    fontsize=7,
+                    color=colour,
+                )
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def _pairs(scores: Any) -> set[tuple[str, str]]:
+    return set(zip(scores["model_a"], scores["model_b"], strict=False))
+
+
+def scatter_map(coords: Any, path: str | Path, *, title: str, hue: str, dpi: int = 110) -> Path:
+    """A 2-D map (t-SNE) coloured by a column (numeric -> colormap, else categories)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    values = coords[hue]
+    if np.issubdtype(values.dtype, np.number) and values.nunique() > 6:
+        points = ax.scatter(coords["x"], coords["y"], c=values, s=8, cmap="viridis")
+        fig.colorbar(points, ax=ax, label=hue)
+    else:
+        for name, part in coords.groupby(hue):
+            ax.scatter(part["x"], part["y"], s=8, alpha=0.7, label=f"{name} (n={len(part)})")
+        ax.legend(fontsize=7, markerscale=2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path, dpi)
+
+
+def word_cloud(
+    frequencies: Mapping[str, int], path: str | Path, *, title: str, dpi: int = 110, seed: int = 0
+) -> Path:
+    """A word cloud of content-word counts (wordcloud package)."""
+    from wordcloud import WordCloud
+
+    plt = _plt()
+    cloud = WordCloud(
+        width=640, height=360, background_color="white", random_state=seed, prefer_horizontal=0.9
+    ).generate_from_frequencies(dict(frequencies) or {"-": 1})
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    ax.imshow(cloud, interpolation="bilinear")
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path, dpi)
+
+
+def length_histograms(
+    panels: Sequence[tuple[str, Mapping[str, np.ndarray]]], path: str | Path, *, dpi: int = 110
+) -> Path:
+    """One panel per (title, {label: word counts}), overlaid density histograms."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    every = np.concatenate([np.asarray(v, float) for _, d in panels for v in d.values()])
+    bins = np.linspace(0, float(np.percentile(every, 99)) + 1 if every.size else 1, 30)
+    for ax, (title, series) in zip(axes[0], panels, strict=False):
+        for label, values in series.items():
+            values = np.asarray(values, float)
+            if values.size:
+                ax.hist(
+                    values,
+                    bins=bins,
+                    alpha=0.5,
+                    density=True,
+                    label=f"{label} (n={values.size}, median {np.median(values):.0f})",
+                )
+        ax.set_xlabel("words")
+        ax.set_ylabel("density")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def boxplot(
+    groups: Mapping[str, np.ndarray],
+    path: str | Path,
+    *,
+    title: str,
+    ylabel: str,
+    log_y: bool = False,
+    dpi: int = 110,
+) -> Path:
+    """Box plots of one quantity per group (e.g. perplexity of poems vs plain texts)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(groups), 4))
+    names = list(groups)
+    ax.boxplot([np.asarray(groups[n], float) for n in names], showfliers=False)
+    ax.set_xticks(
+        range(1, len(names) + 1), [f"{n}\n(n={len(groups[n])})" for n in names], fontsize=8
+    )
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path, dpi)
+
+
+def jitter_scatter(
+    x: np.ndarray,
+    y: np.ndarray,
+    path: str | Path,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    log_y: bool = False,
+    dpi: int = 110,
+    seed: int = 0,
+) -> Path:
+    """Scatter of a discrete x (jittered, e.g. aesthetic score) vs y with per-x means."""
+    plt = _plt()
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.scatter(x + rng.normal(0, 0.08, x.size), y, s=8, alpha=0.5)
+    levels = np.unique(x)
+    ax.plot(levels, [y[x == v].mean() for v in levels], "o-", c="C3", label="mean")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path, dpi)
+
+
+def bar_table(
+    labels: Sequence[str],
+    values: Sequence[float],
+    path: str | Path,
+    *,
+    title: str,
+    ylabel: str,
+    dpi: int = 110,
+) -> Path:
+    """A bar chart with the values written on the bars."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(labels), 3.6))
+    bars = ax.bar(range(len(labels)), values, color="C0")
+    for bar, value in zip(bars, values, strict=False):
+        ax.text(
+            bar.get_x() + bar.get_width() / 2,
+            bar.get_height(),
+            f"{value:.4f}",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path, dpi)

@@ -1,0 +1,628 @@
+"""The six stages of an experiment, wired to the library's data, judge, extraction and
+alignment modules. Each stage reads its inputs' folders and writes its own (see
+:mod:`uaes_hf.experiments.pipeline` for caching).
+
+=========  ====================================================  ==========================
+stage      writes                                                reads
+=========  ====================================================  ==========================
+prepare    poems.parquet, plain_texts.parquet, image_text.parquet  data (embedded or Hub)
+annotate   poems.parquet (with aesthetic_score)                  prepare
+extract    features/<dataset>__<model>.npz, perplexity.parquet   prepare
+align      convergence.csv, subsets.json, cluster_labels.npy     annotate, extract
+analyse    results/*.csv, results/summary.json                   annotate, extract, align
+report     figures/*.png, results/ (copied), index.html          analyse
+=========  ====================================================  ==========================
+
+Example:
+    >>> from uaes_hf.experiments.stages import default_stages
+    >>> [s.name for s in default_stages()]
+    ['prepare', 'annotate', 'extract', 'align', 'analyse', 'report']
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uaes_hf.experiments.config import ExperimentConfig
+from uaes_hf.experiments.pipeline import Stage, StageContext
+
+TEXT_DATASETS = ("poems", "plain_texts")
+IMAGE_TEXT_DATASETS = ("image_captions", "image_poems")
+
+
+def _log(message: str) -> None:
+    print(f"uaes: {message}", file=sys.stderr, flush=True)
+
+
+def _sample_rows(n_total: int, n_wanted: int, seed: int) -> np.ndarray:
+    """Sorted seeded sample of row numbers (all rows when ``n_wanted`` is 0 or too big)."""
+    if n_wanted <= 0 or n_wanted >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).choice(n_total, size=n_wanted, replace=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# prepare
+
+
+def _local_fingerprint(cfg: ExperimentConfig) -> str:
+    """Sizes and mtimes of local data folders named in the config (Hub ids: their name)."""
+    parts = []
+    for source in (cfg.data.poems, cfg.data.plain_texts, cfg.data.image_text):
+        path = Path(source)
+        if source != "embedded" and path.exists():
+            for f in sorted(p for p in path.rglob("*") if p.is_file()):
+                stat = f.stat()
+                parts.append(f"{f}:{stat.st_size}:{int(stat.st_mtime)}")
+    return str(hash(tuple(parts))) if parts else ""
+
+
+def _poems_frame(cfg: ExperimentConfig) -> Any:
+    import pandas as pd
+
+    from uaes_hf.data.repo import load_poems
+
+    if cfg.data.poems == "embedded":
+        from uaes_hf.data.pipeline import prepare_embedded_data
+
+        data = prepare_embedded_data(progress=True)
+        source = data.poems_repo
+    else:
+        source = cfg.data.poems
+    dataset = load_poems(
+        source,
+        revision=cfg.data.poems_revision,
+        config=None if cfg.data.poems_revision else cfg.data.poems_config,
+        split="train",
+    )
+    frame = dataset.to_pandas() if hasattr(dataset, "to_pandas") else pd.DataFrame(dataset)
+    return frame
+
+
+def _plain_frame(cfg: ExperimentConfig) -> Any:
+    import pandas as pd
+
+    from uaes_hf.data import plain_texts as pt
+
+    if cfg.data.plain_texts == "embedded":
+        from uaes_hf.data.pipeline import prepare_embedded_data
+
+        records = pt.load_plain_text_records(prepare_embedded_data(progress=False).plain_texts_dir)
+    elif Path(cfg.data.plain_texts).exists():
+        records = pt.load_plain_text_records(cfg.data.plain_texts)
+    else:
+        # The study's plain texts: minhuh/prh at revision wit_1024 (first caption per row).
+        records = pt.load_prh_captions(
+            revision=cfg.data.plain_texts_revision or cfg.data.plain_texts_config or "wit_1024",
+            repo_id=cfg.data.plain_texts,
+        )
+    return pd.DataFrame([vars(r) if hasattr(r, "__dict__") else dict(r) for r in records])
+
+
+def _image_text_frame(cfg: ExperimentConfig, n_images: int, seed: int) -> Any:
+    """Image-caption-poem records with an image aesthetic level (H5's dataset, or built)."""
+    import pandas as pd
+
+    if n_images == 0:
+        return pd.DataFrame()
+    from uaes_hf.data.image_ingest import read_image_captions
+
+    if cfg.data.image_text == "embedded":
+        from uaes_hf.data.embedded_images import build_embedded_imagefolder
+
+        source = build_embedded_imagefolder(progress=False).folder
+    else:
+        source = cfg.data.image_text
+    ingest = read_image_captions(source)
+    items = list(ingest.items)
+    keep = _sample_rows(len(items), n_images, seed)
+    items = [items[i] for i in keep]
+    images = [item.open_image() for item in items]
+    captions = [item.caption for item in items]
+    rows = pd.DataFrame(
+        {
+            "id": [item.id for item in items],
+            "caption": captions,
+            "image": [item.image_bytes() for item in items],
+        }
+    )
+    extras = [getattr(item, "extra", {}) or {} for item in items]
+    if all("poem" in e for e in extras) and all("image_aesthetic_level" in e for e in extras):
+        rows["poem"] = [e["poem"] for e in extras]
+        rows["image_aesthetic_level"] = [int(e["image_aesthetic_level"]) for e in extras]
+        rows["image_aesthetic_score"] = [
+            float(e.get("image_aesthetic_score", np.nan)) for e in extras
+        ]
+        return rows
+    from uaes_hf.annotate.image_scorers import ClassicalAestheticScorer
+    from uaes_hf.annotate.image_to_poem import RetrievalPoemBaseline
+
+    poems = RetrievalPoemBaseline().generate(images, captions)
+    rows["poem"] = [p.text if p is not None else "" for p in poems]
+    rows["poem_source"] = [p.source if p is not None else "" for p in poems]
+    scorer = ClassicalAestheticScorer()
+    scores = scorer.score(images)
+    scorer = scorer.with_quantile_cuts(scores)
+    rows["image_aesthetic_score"] = scores
+    rows["image_aesthetic_level"] = [scorer.level(s) for s in scores]
+    rows["scorer"] = scorer.name
+    return rows
+
+
+def run_prepare(ctx: StageContext) -> dict[str, Any]:
+    """Load the poems, plain texts and image-text pairs; sample the configured sizes."""
+    from tqdm.auto import tqdm
+
+    from uaes_hf.data.lengths import count_words
+
+    cfg = ctx.config
+    bar = tqdm(total=3, desc="prepare", unit="dataset", disable=not ctx.show_progress)
+    poems = _poems_frame(cfg)
+    poems = poems.iloc[_sample_rows(len(poems), cfg.data.n_poems, cfg.seed)].reset_index(drop=True)
+    bar.update(1)
+    plain = _plain_frame(cfg)
+    if "n_words" not in plain:
+        plain["n_words"] = [count_words(t) for t in plain["text"]]
+    plain = plain.iloc[_sample_rows(len(plain), cfg.data.n_plain_texts, cfg.seed + 1)]
+    plain = plain.reset_index(drop=True)
+    bar.update(1)
+    images = _image_text_frame(cfg, cfg.data.n_images, cfg.seed + 2)
+    bar.update(1)
+    bar.close()
+    poems.to_parquet(ctx.out_dir / "poems.parquet", index=False)
+    plain.to_parquet(ctx.out_dir / "plain_texts.parquet", index=False)
+    images.to_parquet(ctx.out_dir / "image_text.parquet", index=False)
+    return {"n_poems": len(poems), "n_plain_texts": len(plain), "n_images": len(images)}
+
+
+# ---------------------------------------------------------------------------------------------
+# annotate
+
+
+def run_annotate(ctx: StageContext) -> dict[str, Any]:
+    """Give every poem an aesthetic score (existing scores kept unless told otherwise)."""
+    import pandas as pd
+
+    cfg = ctx.config.annotate
+    poems = pd.read_parquet(ctx.inputs["prepare"] / "poems.parquet")
+    if "aesthetic_score" not in poems:
+        poems["aesthetic_score"] = np.nan
+    scores = pd.to_numeric(poems["aesthetic_score"], errors="coerce")
+    todo = scores.isna() if cfg.keep_existing else pd.Series(True, index=poems.index)
+    summary: dict[str, Any] = {"backend": cfg.backend, "n_existing": int(scores.notna().sum())}
+    if cfg.backend != "existing" and todo.any():
+        from uaes_hf.annotate.judge import PoemItem, judge_poems, stored_ratings
+        from uaes_hf.annotate.store import ResultStore
+        from uaes_hf.paths import cache_dir
+
+        if cfg.backend == "local":
+            from uaes_hf.annotate.local_backend import LocalRatingBackend
+
+            backend: Any = LocalRatingBackend(cfg.model)
+        else:
+            from uaes_hf.annotate.judge import OpenAIRatingBackend
+
+            backend = _openai_backend(OpenAIRatingBackend, cfg)
+        store = ResultStore(cache_dir("annotations") / "ratings.sqlite")
+        items = [
+            PoemItem(str(i), t)
+            for i, t in zip(poems.loc[todo, "id"], poems.loc[todo, "text"], strict=True)
+        ]
+        result = judge_poems(items, store, backend, progress=ctx.show_progress)
+        rows = stored_ratings(items, store, backend)
+        new_scores = {
+            key: getattr(row, "score", None)
+            for key, row in rows.items()
+            if getattr(row, "ok", False)
+        }
+        poems.loc[todo, "aesthetic_score"] = [new_scores.get(str(i)) for i in poems.loc[todo, "id"]]
+        poems.loc[todo, "annotator"] = f"{backend.name}:{backend.model}"
+        summary.update(
+            n_rated=len(new_scores), judge=result.to_dict() if hasattr(result, "to_dict") else {}
+        )
+    poems["aesthetic_score"] = pd.to_numeric(poems["aesthetic_score"], errors="coerce")
+    poems.to_parquet(ctx.out_dir / "poems.parquet", index=False)
+    counts = poems["aesthetic_score"].value_counts(dropna=False).sort_index()
+    summary["score_counts"] = {str(k): int(v) for k, v in counts.items()}
+    return summary
+
+
+def _openai_backend(cls: Any, cfg: Any) -> Any:
+    from uaes_hf.annotate.client import ChatConfig
+
+    chat = (
+        ChatConfig(model=cfg.model, base_url=cfg.base_url, max_concurrency=cfg.max_concurrency)
+        if "max_concurrency" in ChatConfig.__dataclass_fields__
+        else ChatConfig(model=cfg.model, base_url=cfg.base_url)
+    )
+    return cls(chat)
+
+
+# ---------------------------------------------------------------------------------------------
+# extract
+
+
+def save_stack(path: Path, layers: list[np.ndarray]) -> None:
+    """One ``.npz`` per (dataset, model): ``layer_000`` ... (widths may differ)."""
+    np.savez(path, **{f"layer_{i:03d}": np.asarray(x, np.float32) for i, x in enumerate(layers)})
+
+
+def load_stack(extract_dir: Path, dataset: str, model: str) -> list[np.ndarray]:
+    """The per-layer ``N x D_l`` features saved by the extract stage."""
+    path = Path(extract_dir) / "features" / f"{dataset}__{_slug(model)}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"no features for {model!r} on {dataset!r} ({path})")
+    with np.load(path) as data:
+        return [data[name] for name in sorted(data.files)]
+
+
+def _slug(name: str) -> str:
+    return name.replace("/", "--")
+
+
+def run_extract(ctx: StageContext) -> dict[str, Any]:
+    """All-layer pooled features of every model on every dataset, and perplexity."""
+    import pandas as pd
+
+    from uaes_hf.extract.perplexity import PerplexityScorer, perplexity_table
+    from uaes_hf.extract.text import TextFeatureExtractor
+    from uaes_hf.extract.vision import VisionFeatureExtractor
+
+    cfg = ctx.config
+    ex = cfg.extract
+    prep = ctx.inputs["prepare"]
+    poems = pd.read_parquet(prep / "poems.parquet")
+    plain = pd.read_parquet(prep / "plain_texts.parquet")
+    images = pd.read_parquet(prep / "image_text.parquet")
+    (ctx.out_dir / "features").mkdir()
+    device = None if ex.device == "auto" else ex.device
+    texts = {"poems": list(poems["text"]), "plain_texts": list(plain["text"])}
+    if len(images):
+        texts["image_captions"] = list(images["caption"])
+        texts["image_poems"] = list(images["poem"])
+    text_models = list(ex.text_models)
+    cluster_model = cfg.analyse.cluster_model
+    timings: dict[str, float] = {}
+    import time
+
+    for model in [*text_models, *([cluster_model] if cluster_model not in text_models else [])]:
+        started = time.perf_counter()
+        extractor = TextFeatureExtractor(
+            model,
+            pooling=ex.pooling,
+            batch_size=ex.batch_size,
+            max_length=ex.max_tokens,
+            device=device,
+            progress=ctx.show_progress,
+        )
+        wanted = texts if model in text_models else {d: texts[d] for d in TEXT_DATASETS}
+        everything = [t for values in wanted.values() for t in values]
+        layers, _ = extractor(everything)
+        start = 0
+        for dataset, values in wanted.items():
+            save_stack(
+                ctx.out_dir / "features" / f"{dataset}__{_slug(model)}.npz",
+                [layer[start : start + len(values)] for layer in layers],
+            )
+            start += len(values)
+        del extractor
+        timings[model] = time.perf_counter() - started
+    if len(images):
+        from uaes_hf.extract.vision import load_image
+
+        pil = [load_image({"bytes": b}) for b in images["image"]]
+        for model in ex.vision_models:
+            started = time.perf_counter()
+            extractor = VisionFeatureExtractor(
+                model,
+                pooling=ex.vision_pooling,
+                batch_size=ex.batch_size * 2,
+                device=device,
+                progress=ctx.show_progress,
+            )
+            layers, _ = extractor(pil)
+            save_stack(ctx.out_dir / "features" / f"images__{_slug(model)}.npz", layers)
+            timings[model] = time.perf_counter() - started
+    if ex.perplexity_model:
+        started = time.perf_counter()
+        scorer = PerplexityScorer(
+            ex.perplexity_model,
+            batch_size=ex.batch_size,
+            max_length=max(ex.max_tokens, 16),
+            device=device,
+            progress=ctx.show_progress,
+        )
+        frames = []
+        for dataset in TEXT_DATASETS:
+            columns, _ = scorer(texts[dataset])
+            table = perplexity_table(columns)
+            table.insert(0, "dataset", dataset)
+            table.insert(1, "row", np.arange(len(table)))
+            frames.append(table)
+        pd.concat(frames, ignore_index=True).to_parquet(ctx.out_dir / "perplexity.parquet")
+        timings[f"perplexity:{ex.perplexity_model}"] = time.perf_counter() - started
+    (ctx.out_dir / "extract.json").write_text(json.dumps({"seconds": timings}, indent=2))
+    return {"seconds_per_model": {k: round(v, 1) for k, v in timings.items()}}
+
+
+# ---------------------------------------------------------------------------------------------
+# align
+
+
+def _stacks(extract_dir: Path, dataset: str, models: list[str]) -> dict[str, list[np.ndarray]]:
+    return {m: load_stack(extract_dir, dataset, m) for m in models}
+
+
+def run_align(ctx: StageContext) -> dict[str, Any]:
+    """Every comparison's matched subsets and the model x model tables (text and cross-modal)."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from uaes_hf.experiments.clusters import semantic_clusters
+    from uaes_hf.experiments.comparisons import build_subsets
+    from uaes_hf.experiments.convergence import model_pairs
+    from uaes_hf.experiments.crossmodal import crossmodal_rows
+
+    cfg = ctx.config
+    al = cfg.align
+    ext = ctx.inputs["extract"]
+    poems = pd.read_parquet(ctx.inputs["annotate"] / "poems.parquet")
+    plain = pd.read_parquet(ctx.inputs["prepare"] / "plain_texts.parquet")
+    text_models = list(cfg.extract.text_models)
+    stacks = {d: _stacks(ext, d, text_models) for d in TEXT_DATASETS}
+    cluster_poems = load_stack(ext, "poems", cfg.analyse.cluster_model)[-1]
+    cluster_plain = load_stack(ext, "plain_texts", cfg.analyse.cluster_model)[-1]
+    labels = semantic_clusters(cluster_poems, cfg.analyse.n_clusters, cfg.seed)
+    np.save(ctx.out_dir / "cluster_labels.npy", labels)
+    plan = build_subsets(
+        poems,
+        plain,
+        cfg.analyse.comparisons,
+        min_size=al.min_subset_size,
+        seed=cfg.seed,
+        plain_features=cluster_plain,
+        poem_features=cluster_poems,
+        cluster_labels=labels,
+    )
+    settings = dict(
+        k=al.k,
+        layer_selection=al.layers,
+        max_layers=al.max_layers_per_model,
+        fixed_layers=al.fixed_layers,
+        n_permutations=al.n_permutations,
+        n_bootstrap=al.n_bootstrap,
+        ci_level=al.ci_level,
+        seed=cfg.seed,
+    )
+    images = pd.read_parquet(ctx.inputs["prepare"] / "image_text.parquet")
+    vision = list(cfg.extract.vision_models) if len(images) > al.k + 1 else []
+    n_cells = len(plan.subsets) * len(model_pairs(text_models)) + 2 * len(text_models) * len(vision)
+    bar = tqdm(total=n_cells, desc="align (model pairs)", disable=not ctx.show_progress)
+    rows: list[dict[str, Any]] = []
+    for subset in plan.subsets:
+        bar.set_postfix_str(subset.name)
+        rows += _convergence(stacks[subset.dataset], subset, settings, bar)
+    if vision:
+        vision_stacks = _stacks(ext, "images", vision)
+        for dataset, side in (("image_captions", "image_caption"), ("image_poems", "image_poem")):
+            bar.set_postfix_str(f"crossmodal/{side}")
+            text_stacks = _stacks(ext, dataset, text_models)
+            vis_settings = {**settings}
+            if al.layers == "fixed":  # vision models have no fixed layer in the config: use last
+                vis_settings["layer_selection"] = "last"
+            rows += crossmodal_rows(
+                text_stacks,
+                vision_stacks,
+                subset=f"crossmodal/{side}",
+                progress=bar,
+                **vis_settings,
+            )
+    bar.close()
+    table = pd.DataFrame(rows)
+    table.to_csv(ctx.out_dir / "convergence.csv", index=False)
+    (ctx.out_dir / "subsets.json").write_text(
+        json.dumps(
+            {
+                "subsets": [
+                    {
+                        "comparison": s.comparison,
+                        "side": s.side,
+                        "dataset": s.dataset,
+                        "rows": s.indices.tolist(),
+                    }
+                    for s in plan.subsets
+                ],
+                "skipped": [vars(s) for s in plan.skipped],
+                "notes": plan.notes,
+            },
+            indent=2,
+            default=float,
+        )
+    )
+    return {
+        "n_rows": len(table),
+        "n_subsets": len(plan.subsets),
+        "skipped": [s.comparison for s in plan.skipped],
+    }
+
+
+def _convergence(
+    stacks: dict[str, list[np.ndarray]], subset: Any, settings: dict[str, Any], bar: Any
+) -> list[dict[str, Any]]:
+    from uaes_hf.experiments.convergence import convergence_rows
+
+    return convergence_rows(
+        stacks,
+        subset.indices,
+        subset=subset.name,
+        comparison=subset.comparison,
+        side=subset.side,
+        progress=bar,
+        **settings,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# analyse
+
+
+def run_analyse(ctx: StageContext) -> dict[str, Any]:
+    """Differences and paired tests, per-sample slopes, clusters, capability, t-SNE, etc."""
+    from uaes_hf.experiments.analysis import analyse
+
+    return analyse(ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def run_report(ctx: StageContext) -> dict[str, Any]:
+    """Draw every figure and write the report folder from the analysed results."""
+    from uaes_hf.experiments.report import publish_report
+
+    index = publish_report(
+        ctx.inputs["analyse"],
+        ctx.out_dir,
+        dpi=ctx.config.report.dpi,
+        show_progress=ctx.show_progress,
+    )
+    return {"index": index.name}
+
+
+# The config keys each stage's cache key covers (a dotted key is one value of a section).
+ALIGN_KEYS = (
+    "align",
+    "extract.text_models",
+    "extract.vision_models",
+    "analyse.comparisons",
+    "analyse.cluster_model",
+    "analyse.n_clusters",
+)
+ANALYSE_KEYS = (
+    "align",
+    "analyse",
+    "extract.text_models",
+    "extract.vision_models",
+    "extract.perplexity_model",
+    "report.title",
+    "report.tsne",
+    "report.wordclouds",
+)
+
+
+def default_stages() -> list[Stage]:
+    """prepare -> annotate -> extract -> align -> analyse -> report, with their cache keys."""
+    return [
+        Stage("prepare", ("data",), (), run_prepare, _local_fingerprint),
+        Stage("annotate", ("annotate",), ("prepare",), run_annotate),
+        Stage("extract", ("extract", "analyse.cluster_model"), ("prepare",), run_extract),
+        Stage("align", ALIGN_KEYS, ("prepare", "annotate", "extract"), run_align),
+        Stage("analyse", ANALYSE_KEYS, ("prepare", "annotate", "extract", "align"), run_analyse),
+        Stage("report", ("report.dpi",), ("analyse",), run_report),
+    ]
+
+
+def default_work_dir() -> Path:
+    """Where stage folders live: ``$UAES_HOME/runs``."""
+    from uaes_hf.paths import cache_dir
+
+    return cache_dir("runs")
+
+
+def plan_lines(cfg: ExperimentConfig, work_dir: Path | None = None) -> list[str]:
+    """What a run would do: models, sizes, and each stage with the config keys it hashes."""
+    lines = [
+        f"experiment {cfg.name!r} (seed {cfg.seed})",
+        f"  data: poems={cfg.data.poems} (config {cfg.data.poems_config}, revision "
+        f"{cfg.data.poems_revision}), plain texts={cfg.data.plain_texts} "
+        f"(revision {cfg.data.plain_texts_revision}), image-text={cfg.data.image_text}",
+        f"  sizes: {cfg.data.n_poems or 'all'} poems, {cfg.data.n_plain_texts or 'all'} plain "
+        f"texts, {cfg.data.n_images or 'no'} images",
+        f"  judge: {cfg.annotate.backend} ({cfg.annotate.model})",
+        f"  text models ({len(cfg.extract.text_models)}): {', '.join(cfg.extract.text_models)}",
+        f"  vision models ({len(cfg.extract.vision_models)}): "
+        f"{', '.join(cfg.extract.vision_models) or 'none'}",
+        f"  perplexity: {cfg.extract.perplexity_model}; device {cfg.extract.device}",
+        f"  mutual kNN k={cfg.align.k}, layers={cfg.align.layers} "
+        f"(<= {cfg.align.max_layers_per_model or 'all'} candidates/model), "
+        f"{cfg.align.n_permutations} permutations, {cfg.align.n_bootstrap} bootstrap",
+        f"  comparisons: {', '.join(cfg.analyse.comparisons)}",
+        f"  per-sample layers: {cfg.analyse.per_sample_layers}; reference model: "
+        f"{cfg.analyse.reference_model}",
+        "  stages:",
+    ]
+    for stage in default_stages():
+        lines.append(
+            f"    {stage.name:<9} keys: {', '.join(stage.sections)}; after: "
+            f"{', '.join(stage.depends_on) or '-'}"
+        )
+    if work_dir is not None:
+        lines.append(f"  stage cache: {work_dir}")
+    return lines
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    out_dir: str | Path = "report",
+    *,
+    force: tuple[str, ...] | list[str] = (),
+    work_dir: str | Path | None = None,
+    show_progress: bool = True,
+    stages: list[Stage] | None = None,
+) -> tuple[Path, list[Any]]:
+    """Run (or reuse) every stage and write the report folder ``out_dir``.
+
+    Returns:
+        ``(index.html path, stage results)``. The report's timings table is this run's.
+
+    Example:
+        >>> from uaes_hf.experiments.config import load_config  # doctest: +SKIP
+        >>> index, results = run_experiment(load_config(), "report")  # doctest: +SKIP
+    """
+    import time
+
+    from uaes_hf.experiments.pipeline import run_stages
+    from uaes_hf.experiments.report import publish_report, stored_figures
+
+    started = time.perf_counter()
+    work = Path(work_dir) if work_dir is not None else default_work_dir()
+    results = run_stages(
+        stages or default_stages(), cfg, work, force=force, show_progress=show_progress
+    )
+    report_dir = results[-1].directory
+    publish_started = time.perf_counter()
+    timings = [r.as_row() for r in results]
+    timings.append(
+        {"stage": "publish", "cached": False, "seconds": 0.0, "compute_seconds": 0.0, "key": ""}
+    )
+    index = publish_report(
+        report_dir,
+        out_dir,
+        timings=timings,
+        figures=stored_figures(report_dir),
+        figures_from=report_dir,
+    )
+    timings[-1]["seconds"] = round(time.perf_counter() - publish_started, 3)
+    timings.append(
+        {
+            "stage": "total",
+            "cached": all(r.cached for r in results),
+            "seconds": round(time.perf_counter() - started, 3),
+            "compute_seconds": round(sum(r.compute_seconds for r in results), 3),
+            "key": "",
+        }
+    )
+    index = publish_report(
+        Path(out_dir),
+        out_dir,
+        timings=timings,
+        figures=stored_figures(Path(out_dir)),
+        figures_from=Path(out_dir),
+    )
+    return index, results

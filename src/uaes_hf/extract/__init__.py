@@ -1,0 +1,47 @@
+"""Feature extraction at scale: model registry, LLM and vision features, feature store.
+
+Everything heavy is imported lazily, so ``import uaes_hf.extract`` loads no torch.
+
+Example:
+    >>> from uaes_hf.extract import FeatureStore, extract_features  # doctest: +SKIP
+    >>> extract_features(["a poem", "a text"], "smollm2-135m").shape  # doctest: +SKIP
+    (2, 31, 576)
+    >>> FeatureStore("features/").load(dataset="poems", model="gemma3-270m")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "FeatureStore": "uaes_hf.extract.store",
+    "StoredFeatures": "uaes_hf.extract.store",
+    "FingerprintMismatchError": "uaes_hf.extract.store",
+    "FeaturesNotFoundError": "uaes_hf.extract.store",
+    "dataset_fingerprint": "uaes_hf.extract.fingerprint",
+    "ModelSpec": "uaes_hf.extract.registry",
+    "REGISTRY": "uaes_hf.extract.registry",
+    "MODEL_SETS": "uaes_hf.extract.registry",
+    "expand_models": "uaes_hf.extract.registry",
+    "resolve_model": "uaes_hf.extract.registry",
+    "TextFeatureExtractor": "uaes_hf.extract.text",
+    "VisionFeatureExtractor": "uaes_hf.extract.vision",
+    "PerplexityScorer": "uaes_hf.extract.perplexity",
+    "perplexity_table": "uaes_hf.extract.perplexity",
+    "ExtractOptions": "uaes_hf.extract.run",
+    "extract_features": "uaes_hf.extract.run",
+    "extract_layers": "uaes_hf.extract.run",
+    "extract_to_store": "uaes_hf.extract.run",
+    "load_features": "uaes_hf.extract.run",
+    "read_dataset": "uaes_hf.extract.source",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'uaes_hf.extract' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

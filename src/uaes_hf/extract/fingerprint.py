@@ -1,0 +1,76 @@
+"""A stable fingerprint of a dataset's ordered items, so stored features can be checked.
+
+Features are only valid for the exact items, in the exact order, they were extracted from.
+The fingerprint is a hash of that ordered content (texts, image files or pixels, ids); for a
+``datasets.Dataset`` it is the library's own ``_fingerprint``, which changes whenever the
+data files or any transform change.
+
+Example:
+    >>> dataset_fingerprint(["a poem", "a text"])
+    'c2a0e8d3b0ef6d4bcdbd0a94'
+    >>> dataset_fingerprint(["a text", "a poem"]) != dataset_fingerprint(["a poem", "a text"])
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+FINGERPRINT_CHARS = 24
+
+
+def dataset_fingerprint(items: Any, ids: Sequence[str] | None = None) -> str:
+    """Return a stable hex fingerprint of ``items`` (order matters).
+
+    Args:
+        items: a ``datasets.Dataset`` (its ``_fingerprint`` is used), or a sequence of
+            texts, image paths, PIL images or numpy arrays.
+        ids: optional record ids, hashed together with the items.
+
+    Raises:
+        ValueError: if an item has a type that cannot be fingerprinted.
+    """
+    dataset_fp = getattr(items, "_fingerprint", None)
+    if isinstance(dataset_fp, str) and ids is None:
+        return hashlib.sha256(f"datasets:{dataset_fp}".encode()).hexdigest()[:FINGERPRINT_CHARS]
+    digest = hashlib.sha256()
+    for index, item in enumerate(_iter_items(items)):
+        digest.update(_item_bytes(item, index))
+        digest.update(b"\x00")
+    if ids is not None:
+        for record_id in ids:
+            digest.update(str(record_id).encode("utf-8") + b"\x01")
+    return digest.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def _iter_items(items: Any) -> Iterable[Any]:
+    if isinstance(items, (str, bytes)):
+        raise ValueError("items must be a sequence of texts or images, not a single string")
+    return items
+
+
+def _item_bytes(item: Any, index: int) -> bytes:
+    """Bytes that identify one item's content."""
+    if isinstance(item, str):
+        return b"t" + item.encode("utf-8")
+    if isinstance(item, Path):
+        return b"f" + hashlib.sha256(item.read_bytes()).digest()
+    if isinstance(item, bytes):
+        return b"b" + hashlib.sha256(item).digest()
+    if hasattr(item, "tobytes") and hasattr(item, "size") and hasattr(item, "mode"):  # PIL
+        header = f"{item.mode}:{item.size}".encode()
+        return b"p" + header + hashlib.sha256(item.tobytes()).digest()
+    if hasattr(item, "tobytes") and hasattr(item, "shape"):  # numpy array
+        header = f"{item.dtype}:{item.shape}".encode()
+        return b"a" + header + hashlib.sha256(item.tobytes()).digest()
+    if isinstance(item, dict) and ("bytes" in item or "path" in item):  # datasets Image storage
+        if item.get("bytes") is not None:
+            return b"b" + hashlib.sha256(item["bytes"]).digest()
+        return b"f" + hashlib.sha256(Path(item["path"]).read_bytes()).digest()
+    raise ValueError(
+        f"cannot fingerprint item {index} of type {type(item).__name__}; "
+        "expected str, pathlib.Path, bytes, PIL.Image or numpy array"
+    )

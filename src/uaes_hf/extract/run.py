@@ -1,0 +1,488 @@
+"""Extraction runs: models x dataset -> feature store, sharded across Accelerate processes.
+
+Items are cut into fixed ranges (shards, ``--shard-size`` items). Process ``r`` of ``W``
+computes shards ``r, r + W, ...`` that are not on disk yet and writes each one as soon as it
+is done; after a barrier, rank 0 merges them. A rerun of the same command, with any number
+of processes, skips every finished shard (and every merged entry).
+
+Run it as ``python -m uaes_hf.extract``, ``uaes extract``, or under
+``accelerate launch -m uaes_hf.extract`` (GPUs with NCCL; CPU processes with gloo when
+``ACCELERATE_USE_CPU=true``).
+
+Example:
+    >>> feats = extract_features(["a poem", "a text"], "smollm2-135m")  # doctest: +SKIP
+    >>> feats.shape  # doctest: +SKIP
+    (2, 31, 576)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from uaes_hf.extract.fingerprint import dataset_fingerprint
+from uaes_hf.extract.registry import KINDS, MODEL_SETS, ModelSpec, expand_models
+from uaes_hf.extract.source import ItemColumn, dataset_key, read_dataset
+from uaes_hf.extract.store import (
+    FeatureStore,
+    StoredFeatures,
+    StoreEntry,
+    read_shard_info,
+    shard_ranges,
+)
+
+DEFAULT_SHARD_SIZE = 1024
+
+
+class Extractor(Protocol):
+    """What a feature (or perplexity) extractor offers to the run loop."""
+
+    pooling: str
+
+    def __call__(self, items: Sequence[Any]) -> tuple[list[np.ndarray], dict[str, Any]]: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Per-run settings shared by every model (None: each model's own default)."""
+
+    pooling: str | None = None
+    batch_size: int | None = None
+    max_length: int | None = None
+    dtype: str = "auto"
+    storage_dtype: str = "float32"
+    shard_size: int = DEFAULT_SHARD_SIZE
+    device: str | None = None
+    perplexity: bool = False
+    pretrained: bool = True
+    kind: str | None = None
+    progress: bool = True
+
+
+def build_extractor(spec: ModelSpec, options: ExtractOptions) -> Extractor:
+    """Load the extractor for one model (the expensive step: weights are read here)."""
+    if options.perplexity:
+        from uaes_hf.extract.perplexity import PerplexityScorer
+
+        if spec.modality != "text":
+            raise ValueError(f"perplexity needs a causal LM; {spec.key} is a vision model")
+        return PerplexityScorer(
+            spec.key if spec.key in _registry_keys() else spec.source,
+            batch_size=options.batch_size or 8,
+            max_length=options.max_length or 1024,
+            device=options.device,
+            dtype=options.dtype,
+            progress=options.progress,
+        )
+    name = spec.key if spec.key in _registry_keys() else spec.source
+    if spec.modality == "text":
+        from uaes_hf.extract.text import TextFeatureExtractor
+
+        return TextFeatureExtractor(
+            name,
+            pooling=options.pooling or "mean",
+            batch_size=options.batch_size or 8,
+            max_length=options.max_length,
+            device=options.device,
+            dtype=options.dtype,
+            kind=spec.kind,
+            progress=options.progress,
+        )
+    from uaes_hf.extract.vision import VisionFeatureExtractor
+
+    return VisionFeatureExtractor(
+        name,
+        pooling=options.pooling or "cls",
+        batch_size=options.batch_size or 16,
+        device=options.device,
+        dtype=options.dtype,
+        pretrained=options.pretrained,
+        kind=spec.kind,
+        progress=options.progress,
+    )
+
+
+def _registry_keys() -> set[str]:
+    from uaes_hf.extract.registry import REGISTRY
+
+    return set(REGISTRY)
+
+
+def effective_pooling(spec: ModelSpec, options: ExtractOptions) -> str:
+    """The pooling name the store uses for ``spec`` under ``options``."""
+    if options.perplexity:
+        return "perplexity"
+    if spec.kind == "efficientnet_lite0":
+        return "mean"  # a CNN has no CLS token
+    return options.pooling or spec.default_pooling
+
+
+def extract_layers(
+    items: Sequence[Any], model: str, **options: Any
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Features of ``items`` under ``model`` as one (N, D_l) array per layer, plus run info.
+
+    Keyword options are those of :class:`ExtractOptions`.
+    """
+    (spec,) = expand_models([model])
+    extractor = build_extractor(spec, ExtractOptions(**options))
+    layers, info = extractor(list(items))
+    return layers, {**extractor.describe(), **info}
+
+
+def extract_features(items: Sequence[Any], model: str, **options: Any) -> np.ndarray:
+    """Features of texts or images under one model: an (N, L, D) float32 array.
+
+    Args:
+        items: texts (for text models) or images / image paths (for vision models).
+        model: registry key, Hub id, timm name or local path.
+        **options: ``pooling``, ``batch_size``, ``max_length``, ``dtype``, ``device``,
+            ``pretrained`` (timm), ``kind`` (see :class:`ExtractOptions`).
+
+    Example:
+        >>> extract_features(["a poem"], "all-minilm-l6-v2").shape  # doctest: +SKIP
+        (1, 7, 384)
+    """
+    layers, _ = extract_layers(items, model, **options)
+    widths = {layer.shape[1] for layer in layers}
+    if len(widths) != 1:
+        raise ValueError(
+            f"{model} has layers of different widths {sorted(widths)}; use extract_layers()"
+        )
+    return np.stack(layers, axis=1)
+
+
+@dataclass
+class Distributed:
+    """Rank, world size and barrier of the current run (one process without Accelerate)."""
+
+    rank: int = 0
+    world: int = 1
+    accelerator: Any = None
+
+    def barrier(self) -> None:
+        if self.accelerator is not None and self.world > 1:
+            self.accelerator.wait_for_everyone()
+
+    @property
+    def device(self) -> str | None:
+        if self.accelerator is None:
+            return None
+        return str(self.accelerator.device)
+
+
+def init_distributed(use_accelerate: bool = True) -> Distributed:
+    """Join the Accelerate process group if launched under it (else a single process)."""
+    if not use_accelerate:
+        return Distributed()
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    # Long extractions: ranks may wait hours for each other at the merge barrier.
+    accelerator = Accelerator(kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=24))])
+    return Distributed(accelerator.process_index, accelerator.num_processes, accelerator)
+
+
+def extract_to_store(
+    items: Sequence[Any] | ItemColumn,
+    model: str | ModelSpec,
+    store: FeatureStore | str | Path,
+    *,
+    dataset: str = "items",
+    fingerprint: str | None = None,
+    options: ExtractOptions | None = None,
+    dist: Distributed | None = None,
+    extractor: Extractor | None = None,
+    dataset_info: dict[str, Any] | None = None,
+) -> StoreEntry:
+    """Extract features of ``items`` with one model into ``store``, resumably.
+
+    Args:
+        items: the items (list, or :class:`ItemColumn` over a dataset column).
+        model: registry key / Hub id / path, or a resolved :class:`ModelSpec`.
+        store: the feature store (or its root folder).
+        dataset: the dataset's name in the store (e.g. ``path@config:split``).
+        fingerprint: the dataset's fingerprint (default: computed from ``items``).
+        options: pooling, batch size, dtypes, shard size...
+        dist: rank/world/barrier (default: a single process).
+        extractor: an already-built extractor (default: built lazily, only if work is left).
+
+    Returns:
+        The store entry (complete once rank 0 has merged).
+    """
+    options = options or ExtractOptions()
+    dist = dist or Distributed()
+    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+    column = items if isinstance(items, ItemColumn) else ItemColumn(items)
+    if len(column) == 0:
+        raise ValueError("no items to extract")
+    spec = model if isinstance(model, ModelSpec) else expand_models([model])[0]
+    if fingerprint is None:
+        fingerprint = dataset_fingerprint(column.items)
+    pooling = effective_pooling(spec, options)
+    entry = store.entry(dataset, fingerprint, spec.key, pooling)
+    if entry.is_complete():
+        _log(dist, f"{spec.key}: features already stored in {entry.path}; skipping")
+        return entry
+    ranges = shard_ranges(len(column), options.shard_size)
+    mine = [r for index, r in enumerate(ranges) if index % dist.world == dist.rank]
+    todo = [r for r in mine if not entry.has_shard(*r)]
+    print(
+        f"uaes [rank {dist.rank}/{dist.world}] {spec.key}: computing {len(todo)} of "
+        f"{len(mine)} shards ({len(mine) - len(todo)} already done)",
+        file=sys.stderr,
+    )
+    description: dict[str, Any] | None = None
+    for start, end in todo:
+        if extractor is None:
+            run_options = options
+            if options.device is None and dist.device is not None:
+                run_options = ExtractOptions(**{**options.__dict__, "device": dist.device})
+            extractor = build_extractor(spec, run_options)
+        layers, info = extractor(column.slice(start, end))
+        description = extractor.describe()
+        info = {**info, "model_description": description}
+        entry.write_shard(start, end, layers, options.storage_dtype, info)
+    dist.barrier()
+    if dist.rank == 0 and not entry.is_complete():
+        if description is None and entry.has_shard(*ranges[0]):
+            # This rank computed nothing now; the model's description is in any shard.
+            description = read_shard_info(entry.shard_path(*ranges[0])).get("model_description")
+        meta = {
+            "dataset": dataset,
+            "dataset_fingerprint": fingerprint,
+            **(dataset_info or {}),
+            "model": spec.key,
+            "model_id": spec.source,
+            "model_kind": spec.kind,
+            "pooling": pooling,
+            "storage_dtype": options.storage_dtype,
+            "shard_size": options.shard_size,
+            "world_size": dist.world,
+            "package_version": _package_version(),
+            **{k: v for k, v in (description or {}).items() if k not in ("model", "pooling")},
+        }
+        meta = entry.merge(ranges, meta)
+        totals = meta.get("totals", {})
+        _report(spec.key, meta, totals)
+    dist.barrier()
+    return entry
+
+
+def _report(key: str, meta: dict[str, Any], totals: dict[str, Any]) -> None:
+    parts = [f"uaes: {key}: N={meta['n_items']} layers={meta['n_layers']} dim={meta['dim']}"]
+    if "n_truncated" in totals:
+        parts.append(
+            f"truncated={int(totals['n_truncated'])} (max_length={meta.get('max_length')})"
+        )
+    if totals.get("n_positions"):
+        parts.append(f"padding={1 - totals['n_tokens'] / totals['n_positions']:.1%}")
+    if totals.get("seconds") and totals.get("n_tokens"):
+        parts.append(f"{totals['n_tokens'] / totals['seconds']:.0f} tokens/s")
+    print("  ".join(parts), file=sys.stderr)
+
+
+def _log(dist: Distributed, message: str) -> None:
+    if dist.rank == 0:
+        print(f"uaes: {message}", file=sys.stderr)
+
+
+def _package_version() -> str:
+    from uaes_hf import __version__
+
+    return __version__
+
+
+def run_extraction(args: argparse.Namespace, dist: Distributed | None = None) -> list[StoreEntry]:
+    """Run the command-line extraction described by parsed ``args`` (see add_arguments)."""
+    dist = dist or init_distributed(use_accelerate=not args.no_accelerate)
+    specs = expand_models(args.models)
+    if args.kind:
+        specs = [replace(spec, kind=args.kind) for spec in specs]
+    data = read_dataset(args.dataset, args.config, args.split, args.revision, args.limit)
+    fingerprint = dataset_fingerprint(data)
+    key = dataset_key(args.dataset, args.config, args.split)
+    options = ExtractOptions(
+        pooling=args.pooling,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        dtype=args.dtype,
+        storage_dtype=args.storage_dtype,
+        shard_size=args.shard_size,
+        device=args.device,
+        perplexity=args.perplexity,
+        pretrained=not args.random_weights,
+        progress=not args.no_progress,
+    )
+    info = {
+        "dataset_source": args.dataset,
+        "dataset_config": args.config,
+        "dataset_split": args.split,
+        "dataset_revision": args.revision,
+        "dataset_limit": args.limit,
+    }
+    _log(dist, f"{len(data)} items from {key} (fingerprint {fingerprint}); world size {dist.world}")
+    entries = []
+    for spec in specs:
+        column_name = args.column if spec.modality == "text" else args.image_column
+        column = ItemColumn(data, column_name)
+        entry = extract_to_store(
+            column,
+            spec,
+            FeatureStore(args.out),
+            dataset=key,
+            fingerprint=fingerprint,
+            options=options,
+            dist=dist,
+            dataset_info={**info, "dataset_column": column_name},
+        )
+        entries.append(entry)
+        _log(dist, f"{spec.key}: {entry.path}")
+    return entries
+
+
+def load_features(
+    dataset: str,
+    model: str,
+    out: str | Path,
+    *,
+    config: str | None = None,
+    split: str = "train",
+    pooling: str | None = None,
+    revision: str | None = None,
+    limit: int | None = None,
+    mmap: bool = False,
+) -> StoredFeatures:
+    """Load features for a dataset as it is *now*: re-reads it and checks its fingerprint.
+
+    Raises:
+        FingerprintMismatchError: the dataset changed since the features were extracted.
+    """
+    data = read_dataset(dataset, config, split, revision, limit)
+    spec = expand_models([model])[0]
+    return FeatureStore(out).load(
+        dataset_key(dataset, config, split),
+        spec.key,
+        pooling,
+        fingerprint=dataset_fingerprint(data),
+        mmap=mmap,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the extraction options (shared by ``uaes extract`` and ``python -m uaes_hf.extract``)."""
+    sets = ", ".join(f"{name} ({len(keys)})" for name, keys in MODEL_SETS.items())
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="dataset repo folder (README.md + data/<config>/*.parquet), Hub dataset id, "
+        "or a single .parquet/.jsonl/.csv file",
+    )
+    parser.add_argument("--config", default=None, help="dataset config, e.g. aligned_5")
+    parser.add_argument("--split", default="train", help="dataset split (default: train)")
+    parser.add_argument("--revision", default=None, help="Hub dataset revision (branch/tag)")
+    parser.add_argument(
+        "--column", default="text", help="text column for text models (default: text)"
+    )
+    parser.add_argument(
+        "--image-column", default="image", help="image column for vision models (default: image)"
+    )
+    parser.add_argument(
+        "--models",
+        required=True,
+        help=f"comma-separated registry keys, Hub ids, timm names, local paths or sets: {sets}",
+    )
+    parser.add_argument("--out", required=True, help="feature store folder (created)")
+    parser.add_argument(
+        "--pooling",
+        default=None,
+        choices=["mean", "last", "cls"],
+        help="token pooling: text mean (masked, default) or last; vision cls (default) or mean",
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help="items per forward pass")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="max tokens per text; longer texts are truncated and counted (default 512, "
+        "sentence-transformers: their own limit; perplexity: 1024)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="compute dtype (auto: bfloat16 on GPU, float32 on CPU)",
+    )
+    parser.add_argument(
+        "--storage-dtype",
+        default="float32",
+        choices=["float32", "float16"],
+        help="dtype of stored features (float16 halves disk use)",
+    )
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=DEFAULT_SHARD_SIZE,
+        help="items per durable shard; finished shards are never recomputed",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N items")
+    parser.add_argument("--device", default=None, help="device override (default: automatic)")
+    parser.add_argument("--kind", default=None, choices=KINDS, help="force the model kind")
+    parser.add_argument(
+        "--perplexity",
+        action="store_true",
+        help="store per-text perplexity and bits-per-byte (causal LMs) instead of features",
+    )
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="timm models with random weights (mechanics tests only; never for results)",
+    )
+    parser.add_argument(
+        "--no-accelerate",
+        action="store_true",
+        help="run as a single process without initialising Accelerate",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def validate_args(args: argparse.Namespace) -> None:
+    """Boundary checks with messages that name the problem."""
+    for name in ("batch_size", "max_length", "shard_size", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m uaes_hf.extract`` (also under ``accelerate launch``)."""
+    parser = add_arguments(
+        argparse.ArgumentParser(
+            prog="python -m uaes_hf.extract",
+            description="Extract all-layer features of texts/images into a feature store; "
+            "run under `accelerate launch` to split the dataset across processes.",
+        )
+    )
+    args = parser.parse_args(argv)
+    return run_from_args(args)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Validate and run; user errors become a one-line message and exit code 2."""
+    try:
+        validate_args(args)
+        run_extraction(args)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError) as err:
+        print(f"uaes extract: error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,275 @@
+"""Hidden-state features of language models: every layer, pooled per text.
+
+The base model is loaded without its LM head (``AutoModel``): features need hidden states,
+not logits, and on CPU the head of a large-vocabulary model costs more than the whole body.
+Texts are tokenized once, sorted by length and batched, so each batch is padded only to
+its own longest member; the result is returned in the original order.
+
+Example:
+    >>> extractor = TextFeatureExtractor("smollm2-135m")  # doctest: +SKIP
+    >>> layers, info = extractor(["a poem", "a text"])  # doctest: +SKIP
+    >>> len(layers), layers[0].shape, info["n_truncated"]  # doctest: +SKIP
+    (31, (2, 576), 0)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uaes_hf.extract.batching import (
+    last_token,
+    length_sorted_order,
+    masked_mean,
+    positions_from_mask,
+    run_with_oom_backoff,
+)
+from uaes_hf.extract.registry import ModelSpec, resolve_model
+
+TEXT_POOLINGS = ("mean", "last")
+DEFAULT_MAX_LENGTH = 512
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``cuda`` when available (and not overridden), else ``cpu``."""
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """``auto`` means bfloat16 on GPU and float32 on CPU."""
+    import torch
+
+    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype not in choices:
+        raise ValueError(f"dtype must be 'auto' or one of {sorted(choices)}, got {dtype!r}")
+    return choices[dtype]
+
+
+def local_source(spec: ModelSpec) -> str:
+    """The path or Hub id to load ``spec`` from (packaged models: their local cache)."""
+    if not spec.packaged:
+        return spec.source
+    from uaes_hf.assets import packaged_model_dir, sentence_transformer_dir
+
+    if spec.kind == "sentence_transformer":
+        return str(sentence_transformer_dir(spec.source))
+    return str(packaged_model_dir(spec.source))
+
+
+def _sentence_transformer_parts(folder: Path) -> tuple[Path, int | None]:
+    """The transformer sub-folder of a sentence-transformers model and its max length."""
+    transformer_dir = folder
+    modules_file = folder / "modules.json"
+    if modules_file.exists():
+        for module in json.loads(modules_file.read_text()):
+            if module.get("type", "").endswith("Transformer"):
+                transformer_dir = folder / module.get("path", "")
+                break
+    max_length = None
+    for config_name in ("sentence_bert_config.json", "sentence_transformers_config.json"):
+        config_file = transformer_dir / config_name
+        if config_file.exists():
+            max_length = json.loads(config_file.read_text()).get("max_seq_length")
+            break
+    return transformer_dir, max_length
+
+
+class TextFeatureExtractor:
+    """Pooled hidden states of every layer (embeddings + each block) of a text model.
+
+    Args:
+        model: registry key, Hub id or local path (see :func:`resolve_model`).
+        pooling: ``mean`` (attention-masked mean, default) or ``last`` (last real token).
+        batch_size: texts per forward pass; halved automatically on out-of-memory.
+        max_length: tokens kept per text; longer texts are truncated and counted.
+            Default: the sentence-transformers config's limit, else 512.
+        device: ``cuda``/``cpu``/...; default: CUDA when available.
+        dtype: ``auto`` (bfloat16 on GPU, float32 on CPU), ``float32``, ``bfloat16``, ``float16``.
+        padding_side: ``right`` or ``left``; pooling is correct under either.
+        revision: Hub revision of the model.
+        kind: force the model kind (``hf_text`` or ``sentence_transformer``).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        pooling: str = "mean",
+        batch_size: int = 8,
+        max_length: int | None = None,
+        device: str | None = None,
+        dtype: str = "auto",
+        padding_side: str | None = None,
+        revision: str | None = None,
+        kind: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        if pooling not in TEXT_POOLINGS:
+            raise ValueError(f"text pooling must be one of {TEXT_POOLINGS}, got {pooling!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if max_length is not None and max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {max_length}")
+        if padding_side not in (None, "left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        self.spec = resolve_model(model, kind=kind)
+        if self.spec.modality != "text":
+            raise ValueError(f"{model!r} is a {self.spec.kind} model, not a text model")
+        self.pooling = pooling
+        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        self.torch_dtype = resolve_dtype(dtype, self.device)
+        self.progress = progress
+        self.revision = revision or self.spec.revision
+        self._load(max_length, padding_side)
+
+    def _load(self, max_length: int | None, padding_side: str | None) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        source = local_source(self.spec)
+        config_max = None
+        if self.spec.kind == "sentence_transformer":
+            transformer_dir, config_max = _sentence_transformer_parts(Path(source))
+            source = str(transformer_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(source, revision=self.revision)
+        if padding_side is not None:
+            self.tokenizer.padding_side = padding_side
+        if self.tokenizer.pad_token_id is None:
+            # Pad positions are masked out of every pooling, so any id will do.
+            fallback = self.tokenizer.eos_token or self.tokenizer.unk_token
+            if fallback is None:
+                raise ValueError(f"tokenizer of {self.spec.key} has no pad, eos or unk token")
+            self.tokenizer.pad_token = fallback
+        self.model = AutoModel.from_pretrained(
+            source, revision=self.revision, dtype=self.torch_dtype
+        )
+        self.model.to(self.device).eval()
+        self.max_length = max_length or config_max or DEFAULT_MAX_LENGTH
+        self.model_revision = getattr(self.model.config, "_commit_hash", None) or self.revision
+        self._accepts_positions = "position_ids" in _forward_parameters(self.model)
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.source
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
+        """Token ids per text, truncated to ``max_length``; also the number truncated."""
+        texts = validate_texts(texts)
+        ids = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        too_long = [i for i, row in enumerate(ids) if len(row) > self.max_length]
+        if too_long:
+            # Re-tokenize only those with the tokenizer's own truncation (keeps special tokens).
+            cut = self.tokenizer(
+                [texts[i] for i in too_long], truncation=True, max_length=self.max_length
+            )["input_ids"]
+            for index, row in zip(too_long, cut, strict=True):
+                ids[index] = row
+        empty = [i for i, row in enumerate(ids) if not row]
+        if empty:
+            raise ValueError(f"texts at positions {empty[:5]} produce no tokens")
+        return ids, len(too_long)
+
+    def __call__(self, texts: Sequence[str]) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Return one (n, D) float32 array per layer, in input order, and run statistics."""
+        import torch
+
+        ids, n_truncated = self.tokenize(texts)
+        lengths = [len(row) for row in ids]
+        order = length_sorted_order(lengths)
+        pooled: np.ndarray | None = None
+        stats = {"n_tokens": 0, "n_positions": 0, "n_batches": 0}
+        bar = _progress_bar(len(ids), f"{self.spec.key}", self.progress)
+        started = time.perf_counter()
+
+        def step(batch: list[int]) -> None:
+            nonlocal pooled
+            encoded = self.tokenizer.pad(
+                {"input_ids": [ids[i] for i in batch]}, return_tensors="pt"
+            ).to(self.device)
+            mask = encoded["attention_mask"]
+            inputs = {"input_ids": encoded["input_ids"], "attention_mask": mask}
+            if self._accepts_positions:
+                inputs["position_ids"] = positions_from_mask(mask)
+            with torch.inference_mode():
+                outputs = self.model(**inputs, output_hidden_states=True)
+            pool = masked_mean if self.pooling == "mean" else last_token
+            layers = torch.stack([pool(h, mask) for h in outputs.hidden_states], dim=1)
+            layers_np = layers.float().cpu().numpy()
+            if pooled is None:
+                pooled = np.zeros((len(ids), *layers_np.shape[1:]), dtype=np.float32)
+            pooled[batch] = layers_np
+            stats["n_tokens"] += int(mask.sum())
+            stats["n_positions"] += int(mask.numel())
+            stats["n_batches"] += 1
+            bar.update(len(batch))
+
+        def backoff(new_size: int) -> None:
+            print(f"uaes: out of memory; batch size now {new_size}", file=sys.stderr)
+
+        final_batch = run_with_oom_backoff(order, self.batch_size, step, backoff)
+        bar.close()
+        self.batch_size = final_batch
+        assert pooled is not None
+        seconds = time.perf_counter() - started
+        info = {
+            **stats,
+            "n_items": len(ids),
+            "n_truncated": n_truncated,
+            "seconds": seconds,
+            "final_batch_size": final_batch,
+        }
+        return [pooled[:, layer] for layer in range(pooled.shape[1])], info
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata recorded next to the features."""
+        n_layers = getattr(self.model.config, "num_hidden_layers", None)
+        return {
+            "model": self.spec.key,
+            "model_id": self.spec.source,
+            "model_kind": self.spec.kind,
+            "model_revision": self.model_revision,
+            "model_class": type(self.model).__name__,
+            "pooling": self.pooling,
+            "compute_dtype": str(self.torch_dtype).replace("torch.", ""),
+            "device": self.device,
+            "max_length": self.max_length,
+            "padding_side": self.tokenizer.padding_side,
+            "layer_names": ["embeddings", *(f"block{i}" for i in range(n_layers or 0))],
+        }
+
+
+def validate_texts(texts: Sequence[str]) -> list[str]:
+    """Check that ``texts`` is a non-empty sequence of strings."""
+    if isinstance(texts, str):
+        raise ValueError("texts must be a sequence of strings, not one string")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty")
+    bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
+    if bad:
+        raise ValueError(f"texts must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+    return texts
+
+
+def _forward_parameters(model: Any) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
+
+
+def _progress_bar(total: int, label: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=label, unit="item", disable=not enabled or total < 2, leave=False)

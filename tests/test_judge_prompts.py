@@ -1,0 +1,148 @@
+"""Prompt versions, poem inputs (real parquet folders through `datasets`), export."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from uaes_hf.annotate.agreement import read_ratings
+from uaes_hf.annotate.export import (
+    RATING_COLUMNS,
+    annotator_name,
+    failure_rows,
+    ratings_rows,
+    write_rows,
+)
+from uaes_hf.annotate.judge import POEM_TASK, PoemItem
+from uaes_hf.annotate.poem_inputs import load_poems
+from uaes_hf.annotate.prompts import POEM_AESTHETIC_V1_TEXT, get_prompt
+from uaes_hf.annotate.store import ResultStore, StoreKey, input_hash
+
+# sha256 of the study's prompt as printed in the paper (section "Aesthetic Rating"),
+# dedented by its 4-space indent: the template must stay byte-for-byte the study's.
+STUDY_PROMPT_SHA256 = "ce13634b9a1be7b1ea766cd6af795ad3fcce5c7890df1bad60287c5c62131d4b"
+
+
+def test_v1_is_the_study_prompt_verbatim() -> None:
+    assert hashlib.sha256(POEM_AESTHETIC_V1_TEXT.encode()).hexdigest() == STUDY_PROMPT_SHA256
+    assert POEM_AESTHETIC_V1_TEXT.startswith("You are an objective literary evaluator. \nTask:")
+    assert POEM_AESTHETIC_V1_TEXT.count("<poem_text>") == 1
+
+
+def test_render_puts_poem_in_place_and_unescapes_braces() -> None:
+    prompt = get_prompt("poem-aesthetic-v1")
+    poem = "A {{strange}} poem\n\nwith <poem_text> inside"
+    text = prompt.render(poem)
+    expected = (
+        POEM_AESTHETIC_V1_TEXT.replace("{{", "{").replace("}}", "}").replace("<poem_text>", poem)
+    )
+    assert text == expected
+    assert '{ "thinking": "<the concise rationale as a string>", "score": <int 1-5> }' in text
+    assert prompt.messages(poem) == [{"role": "user", "content": text}]
+    reask = prompt.reask_messages(poem, "bad answer", "score must be 1-5")
+    assert [m["role"] for m in reask] == ["user", "assistant", "user"]
+    assert "score must be 1-5" in reask[-1]["content"]
+    assert '{ "thinking"' in reask[-1]["content"]
+
+
+def test_unknown_version_and_empty_poem() -> None:
+    with pytest.raises(ValueError, match="unknown prompt version 'v9'.*poem-aesthetic-v1"):
+        get_prompt("v9")
+    with pytest.raises(ValueError, match="non-empty"):
+        get_prompt().render("  ")
+
+
+def _poems_repo(tmp_path: Path) -> Path:
+    import pandas as pd
+
+    repo = tmp_path / "poems_repo"
+    for config, n in (("main", 5), ("aligned_5", 3)):
+        folder = repo / "data" / config
+        folder.mkdir(parents=True)
+        frame = pd.DataFrame(
+            {
+                "id": [f"{config}-{i}" for i in range(n)],
+                "title": [f"t{i}" for i in range(n)],
+                "text": [f"Line one of poem {i}\nline two, {config}" for i in range(n)],
+            }
+        )
+        frame.iloc[: n // 2 + 1].to_parquet(folder / "train-00000-of-00002.parquet")
+        frame.iloc[n // 2 + 1 :].to_parquet(folder / "train-00001-of-00002.parquet")
+    (repo / "README.md").write_text(
+        "---\nconfigs:\n"
+        "- config_name: main\n  data_files:\n  - split: train\n    path: data/main/*.parquet\n"
+        "- config_name: aligned_5\n  data_files:\n  - split: train\n"
+        "    path: data/aligned_5/*.parquet\n---\n# poems\n"
+    )
+    return repo
+
+
+def test_load_poems_from_repo_matches_datasets(tmp_path: Path) -> None:
+    import datasets
+
+    repo = _poems_repo(tmp_path)
+    for config in ("main", "aligned_5"):
+        ours = load_poems(repo, config=config)
+        theirs = datasets.load_dataset(str(repo), config, split="train")
+        assert [(p.id, p.text) for p in ours] == list(
+            zip(theirs["id"], theirs["text"], strict=False)
+        )
+    assert len(load_poems(repo, limit=2)) == 2
+    with pytest.raises(ValueError, match=r"data/nope/.*aligned_5.*main"):
+        load_poems(repo, config="nope")
+
+
+def test_load_poems_from_files(tmp_path: Path) -> None:
+    txt = tmp_path / "poems.txt"
+    txt.write_text("Roses are red\nviolets blue\n\n---\nThe sea is calm\n---\n\n")
+    poems = load_poems(txt)
+    assert [p.text for p in poems] == ["Roses are red\nviolets blue", "The sea is calm"]
+    assert poems[0].id == hashlib.sha256(poems[0].text.encode()).hexdigest()[:16]
+    blank = tmp_path / "blank.txt"
+    blank.write_text("One\nstanza\n\ntwo\n\n\nSecond poem\n")
+    assert [p.text for p in load_poems(blank)] == ["One\nstanza\n\ntwo", "Second poem"]
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text(json.dumps({"id": "007", "text": "x y"}) + "\n")
+    assert load_poems(jsonl) == [PoemItem("007", "x y")]
+    bad = tmp_path / "p.csv"
+    bad.write_text("id,body\n1,x\n")
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['text'\]"):
+        load_poems(bad)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_poems(tmp_path / "missing.txt")
+
+
+def test_export_rows_and_files(tmp_path: Path) -> None:
+    items = [
+        PoemItem("a", "poem A"),
+        PoemItem("b", "poem B"),
+        PoemItem("a2", "poem A"),
+        PoemItem("c", "poem C"),
+    ]
+    with ResultStore(tmp_path / "s.sqlite") as store:
+
+        def key(text):
+            return StoreKey(POEM_TASK, "openai", "gpt-4o", "poem-aesthetic-v1", input_hash(text))
+
+        store.put_ok(key("poem A"), "a", {"score": 4, "thinking": 'vivid, "bright"\nimagery'})
+        store.put_failure(key("poem B"), "b", "invalid_output", "score 7")
+        rows = ratings_rows(items, store, "openai", "gpt-4o", "poem-aesthetic-v1")
+        failures = failure_rows(items, store, "openai", "gpt-4o", "poem-aesthetic-v1")
+    annotator = annotator_name("openai", "gpt-4o", "poem-aesthetic-v1")
+    assert [(r["id"], r["score"], r["annotator"]) for r in rows] == [
+        ("a", 4, annotator),
+        ("a2", 4, annotator),
+    ]
+    assert [(f["id"], f["reason"]) for f in failures] == [("b", "invalid_output"), ("c", "missing")]
+    for name in ("ratings.csv", "ratings.jsonl"):
+        path = write_rows(rows, tmp_path / name, RATING_COLUMNS)
+        assert read_ratings(path) == {"a": 4, "a2": 4}
+    with (tmp_path / "ratings.csv").open(newline="") as fh:
+        back = list(csv.DictReader(fh))
+    assert list(back[0]) == list(RATING_COLUMNS)
+    assert back[0]["rationale"] == 'vivid, "bright"\nimagery'
+    assert annotator_name("local", "smollm2-135m-instruct", "poem-aesthetic-v1").endswith("(weak)")
