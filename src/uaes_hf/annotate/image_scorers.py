@@ -266,7 +266,7 @@ def thirds_ratio(rgb: Any, width: float = 1 / 12) -> float:
 
 
 def _downscale(image: Any, side: int) -> Any:
-    if hasattr(image, "size") and hasattr(image, "resize") and max(image.size) > side:
+    if hasattr(image, "convert") and max(image.size) > side:  # a PIL image
         from PIL import Image
 
         scale = side / max(image.size)

@@ -48,7 +48,7 @@ def word_tokens(text: str) -> list[str]:
 
     Example:
         >>> word_tokens("Heav'n's 3 gates, O’er the-hill!")
-        ["heav'n", "o'er", 'the', 'hill']
+        ["heav'n", 'gates', "o'er", 'the', 'hill']
     """
     tokens = []
     for match in _TOKEN.finditer(text):
