@@ -71,8 +71,9 @@ def test_matrix_matches_brute_force_best_layer_pair_per_pair():
 def test_unrelated_models_are_at_chance_and_not_significant():
     rng = np.random.default_rng(1)
     stacks = {m: rng.normal(size=(150, 3, 16)) for m in "xy"}
-    (row,) = convergence_rows(stacks, np.arange(150), subset="s", k=10, n_permutations=99,
-                              n_bootstrap=50)
+    (row,) = convergence_rows(
+        stacks, np.arange(150), subset="s", k=10, n_permutations=99, n_bootstrap=50
+    )
     assert row["p_value"] > 0.05
     assert row["calibrated"] < 0.05
     # the max over 9 layer pairs sits above chance: that is what the search correction handles
@@ -84,28 +85,49 @@ def test_last_and_fixed_layers(selection):
     rng = np.random.default_rng(2)
     stacks = planted_stacks(rng, n=60)
     fixed = {"a": 1, "b": 0, "c": 2}
-    out = convergence_rows(stacks, np.arange(60), subset="s", k=5, layer_selection=selection,
-                           fixed_layers=fixed, n_permutations=10, n_bootstrap=10)
+    out = convergence_rows(
+        stacks,
+        np.arange(60),
+        subset="s",
+        k=5,
+        layer_selection=selection,
+        fixed_layers=fixed,
+        n_permutations=10,
+        n_bootstrap=10,
+    )
     for r in out:
         if selection == "last":
-            assert (r["layer_a"], r["layer_b"]) == (stacks[r["model_a"]].shape[1] - 1,
-                                                   stacks[r["model_b"]].shape[1] - 1)
+            assert (r["layer_a"], r["layer_b"]) == (
+                stacks[r["model_a"]].shape[1] - 1,
+                stacks[r["model_b"]].shape[1] - 1,
+            )
         else:
             assert (r["layer_a"], r["layer_b"]) == (fixed[r["model_a"]], fixed[r["model_b"]])
         assert r["n_layer_pairs"] == 1
-        assert r["score"] == pytest.approx(brute_mutual_knn(
-            stacks[r["model_a"]][:, r["layer_a"]], stacks[r["model_b"]][:, r["layer_b"]], 5))
+        assert r["score"] == pytest.approx(
+            brute_mutual_knn(
+                stacks[r["model_a"]][:, r["layer_a"]], stacks[r["model_b"]][:, r["layer_b"]], 5
+            )
+        )
     with pytest.raises(ValueError, match="needs a layer"):
-        convergence_rows(stacks, np.arange(60), subset="s", k=5, layer_selection="fixed",
-                         fixed_layers={"a": 0})
+        convergence_rows(
+            stacks, np.arange(60), subset="s", k=5, layer_selection="fixed", fixed_layers={"a": 0}
+        )
 
 
 def test_cross_family_pairs_and_candidate_layers():
     rng = np.random.default_rng(3)
     stacks = planted_stacks(rng, n=50)
-    out = convergence_rows({"a": stacks["a"]}, np.arange(50), subset="x", k=4,
-                           stacks_b={"b": stacks["b"], "c": stacks["c"]}, n_permutations=5,
-                           n_bootstrap=5, max_layers=2)
+    out = convergence_rows(
+        {"a": stacks["a"]},
+        np.arange(50),
+        subset="x",
+        k=4,
+        stacks_b={"b": stacks["b"], "c": stacks["c"]},
+        n_permutations=5,
+        n_bootstrap=5,
+        max_layers=2,
+    )
     assert [(r["model_a"], r["model_b"]) for r in out] == [("a", "b"), ("a", "c")]
     assert all(r["layer_a"] in (0, 3) for r in out)
     assert candidate_layers(31, 6)[-1] == 30 and len(candidate_layers(31, 6)) == 6
@@ -125,18 +147,36 @@ def test_match_sizes_gives_equal_n_deterministically():
 def test_every_comparison_has_matched_n_sides():
     rng = np.random.default_rng(4)
     n_poems, n_plain = 160, 140
-    poems = pd.DataFrame({
-        "n_words": rng.integers(10, 300, n_poems),
-        "aesthetic_score": rng.choice([1, 2, 3, 4, 5, np.nan], n_poems, p=[.1, .2, .3, .2, .1, .1]),
-        "form_category": rng.choice(["formatted", "free_verse", "ambiguous", "unknown"], n_poems),
-    })
+    poems = pd.DataFrame(
+        {
+            "n_words": rng.integers(10, 300, n_poems),
+            "aesthetic_score": rng.choice(
+                [1, 2, 3, 4, 5, np.nan], n_poems, p=[0.1, 0.2, 0.3, 0.2, 0.1, 0.1]
+            ),
+            "form_category": rng.choice(
+                ["formatted", "free_verse", "ambiguous", "unknown"], n_poems
+            ),
+        }
+    )
     plain = pd.DataFrame({"n_words": rng.integers(5, 120, n_plain)})
     plan = build_subsets(
-        poems, plain, ["poems_vs_plain", "high_vs_low", "formatted_vs_free", "short_vs_long",
-                       "length_aligned", "distribution_aligned", "plain_random_vs_aligned",
-                       "clusters"],
-        min_size=12, seed=0, plain_features=rng.normal(size=(n_plain, 8)),
-        poem_features=rng.normal(size=(n_poems, 8)), cluster_labels=rng.integers(0, 2, n_poems),
+        poems,
+        plain,
+        [
+            "poems_vs_plain",
+            "high_vs_low",
+            "formatted_vs_free",
+            "short_vs_long",
+            "length_aligned",
+            "distribution_aligned",
+            "plain_random_vs_aligned",
+            "clusters",
+        ],
+        min_size=12,
+        seed=0,
+        plain_features=rng.normal(size=(n_plain, 8)),
+        poem_features=rng.normal(size=(n_poems, 8)),
+        cluster_labels=rng.integers(0, 2, n_poems),
     )
     by = {}
     for s in plan.subsets:

@@ -125,12 +125,15 @@ def test_fingerprint_is_stable_and_order_sensitive(tmp_path):
         dataset_fingerprint([object()])
 
 
-def test_datasets_fingerprint_is_used_for_a_dataset():
+def test_dataset_fingerprint_follows_content_not_cache_identity():
     from datasets import Dataset
 
     first = Dataset.from_dict({"text": TEXTS})
-    assert dataset_fingerprint(first) == dataset_fingerprint(first)
+    same = Dataset.from_dict({"text": list(TEXTS)})
+    assert dataset_fingerprint(first) == dataset_fingerprint(same)
     assert dataset_fingerprint(first) != dataset_fingerprint(first.select(range(3)))
+    edited = Dataset.from_dict({"text": [*TEXTS[:-1], "edited"]})
+    assert dataset_fingerprint(first) != dataset_fingerprint(edited)
 
 
 def test_changed_dataset_and_missing_entry_raise_clear_errors(tmp_path):

@@ -124,7 +124,8 @@ def test_filter_poems_matches_pandas(any_client, poems, lo, hi, unscored, catego
     assert f"**{len(expected)} poem(s)**" in count
     got = table_of(table)
     assert got["title"].tolist() == expected["title"].tolist()
-    assert got["n_words"].tolist() == expected["n_words"].tolist()
+    assert got["words"].tolist() == expected["n_words"].tolist()
+    assert got["score"].fillna(0).tolist() == expected["aesthetic_score"].fillna(0).tolist()
     assert len(dropdown["choices"]) == len(expected)
 
 
@@ -162,6 +163,10 @@ def test_convergence_options_list_the_results(client, results):
     assert sorted(v for _, v in subset["choices"]) == sorted(table["subset"].unique())
     assert sorted(v for _, v in k["choices"]) == sorted(table["k"].unique())
     assert [v for _, v in metric["choices"]] == ["mutual_knn"]
+    assert subset["value"] == "poems"  # the headline subset is shown first
+    # results exist, so "compute" only reloads them (the real run takes minutes)
+    status_after, subset_after, _, _ = client.predict(api_name="/compute_results")
+    assert status_after == status and subset_after["choices"] == subset["choices"]
 
 
 @pytest.mark.parametrize(("subset", "k"), [("poems", 10), ("high", 5)])
@@ -172,9 +177,9 @@ def test_convergence_values_are_the_results(client, data, results, subset, k):
     got = table_of(values).sort_values(["model_a", "model_b"]).reset_index(drop=True)
     expected = table[(table["subset"] == subset) & (table["k"] == k)]
     expected = expected.sort_values(["model_a", "model_b"]).reset_index(drop=True)
-    for column in ("score", "chance", "calibrated", "p_value"):
-        assert np.allclose(got[column], expected[column]), column
-    assert np.allclose(got["chance"], k / (expected["n"] - 1))
+    for column in ("score", "chance", "calibrated", "p_value", "ci_low", "ci_high"):
+        assert np.allclose(got[column], expected[column], rtol=0, atol=5e-7), column
+    assert np.allclose(got["chance"], k / (expected["n"] - 1), rtol=0, atol=5e-7)
     # and the table's scores are the mutual kNN of the stored best layers (brute force)
     for row in expected.itertuples():
         rows = np.arange(helpers.N_POEMS)
@@ -335,3 +340,38 @@ def test_judge_rates_through_the_endpoint(client, judge_server, poems, monkeypat
     assert judge_server.chat_requests(), "the judge endpoint was never called"
     with pytest.raises(AppError, match="pick a poem or paste one"):
         client.predict(None, "  ", api_name="/judge")
+
+
+# ---------------------------------------------------------------------------------------------
+# A Space with no results yet, and a poems table with only the required columns
+
+
+def test_space_without_results_explains_and_still_serves(tmp_path):
+    minimal = pd.DataFrame(
+        {
+            "id": ["p1", "p2", "p3"],
+            "text": ["Tyger Tyger\nburning bright", "one line", "a\nb\nc"],
+            "aesthetic_score": [5, None, 2],
+        }
+    )
+    demo = helpers.load_app_module().build_demo(tmp_path / "no-report", poems=minimal)
+    try:
+        client = Client(helpers.launch(demo), verbose=False)
+        status, subset, _, _ = client.predict(api_name="/convergence_options")
+        assert "No convergence results yet" in status and "Compute" in status
+        assert subset["choices"] == []
+        with pytest.raises(AppError, match="No convergence results yet"):
+            client.predict("poems", 10, "mutual_knn", api_name="/convergence")
+        with pytest.raises(AppError, match="no image-poem-text data"):
+            client.predict(1, 5, api_name="/image_gallery")
+        assert client.predict(api_name="/stored_models")[0]["choices"] == []
+        count, table, _ = client.predict(
+            4, 5, False, ALL_CATEGORIES, 0, 100, api_name="/filter_poems"
+        )
+        got = table_of(table)
+        assert "**1 poem(s)**" in count
+        assert got[["title", "category", "words", "lines"]].values.tolist() == [
+            ["Tyger Tyger", "unknown", 4, 2]
+        ]
+    finally:
+        demo.close()

@@ -86,28 +86,30 @@ def test_click_through_every_tab(space_url: str, tmp_path: Path) -> None:
                 " return i && i.complete && i.naturalWidth > 100; }"
             )
             assert _image_loaded(heatmap)
-            expect(page.get_by_text("model-a").first).to_be_visible()
+            expect(page.locator("#convergence-values")).to_contain_text("model-a")
             page.screenshot(path=str(ARTIFACTS / "space_convergence.png"), full_page=True)
 
             # Your features: upload two files, get the score and the histogram
             page.get_by_role("tab", name="Your features").click()
             page.locator("#upload-a input[type=file]").set_input_files(str(tmp_path / "mine_a.npy"))
             page.locator("#upload-b input[type=file]").set_input_files(str(tmp_path / "mine_b.csv"))
-            expect(page.get_by_text("mine_b.csv").first).to_be_visible()
+            expect(page.locator("#upload-b")).to_contain_text("mine_b")
             page.get_by_role("button", name="Compare uploaded features").click()
             expect(page.get_by_text("mutual kNN =").first).to_be_visible()
             expect(page.locator("#features-histogram img")).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "space_features.png"), full_page=True)
             # a bad upload shows a message, and the page keeps working
+            page.locator("#upload-b button[aria-label='Clear']").click()
             page.locator("#upload-b input[type=file]").set_input_files(str(tmp_path / "short.npy"))
-            expect(page.get_by_text("short.npy").first).to_be_visible()
+            expect(page.locator("#upload-b")).to_contain_text("short")
             page.get_by_role("button", name="Compare uploaded features").click()
             expect(page.get_by_text("80 rows but").first).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "space_features_error.png"), full_page=True)
+            page.get_by_test_id("toast-close").first.click()
+            expect(page.get_by_test_id("toast-body")).to_have_count(0)
 
             # Neighbours: side by side, shared ones highlighted
-            page.get_by_role("tab", name="Neighbours").click()
-            page.get_by_role("button", name="Load poems and models").click()
+            page.get_by_role("tab", name="Neighbours").click()  # fills the dropdowns
             expect(page.locator("#neighbour-poem input")).not_to_have_value("")
             page.get_by_role("button", name="Show neighbours").click()
             expect(page.get_by_text("nearest poems are shared").first).to_be_visible()

@@ -172,7 +172,7 @@ def _explore_tab(data: space.SpaceData) -> None:
             shown = f" (showing the first {len(frame)})" if n > len(frame) else ""
             return (
                 f"**{n} poem(s)** match{shown}.",
-                frame.drop(columns=["id"]),
+                frame.drop(columns=["id"]).rename(columns=space.POEM_TABLE_HEADERS),
                 gr.update(choices=labels, value=labels[0] if labels else None),
             )
 
@@ -232,6 +232,7 @@ def _convergence_tab(data: space.SpaceData, demo: gr.Blocks) -> None:
             label="values (score, chance level, calibrated score, p-value, CI)",
             interactive=False,
             max_height=360,
+            elem_id="convergence-values",
         )
 
         def _choices_updates() -> tuple[str, Any, Any, Any]:
@@ -245,7 +246,7 @@ def _convergence_tab(data: space.SpaceData, demo: gr.Blocks) -> None:
             choices = space.convergence_choices(data.results())
             return (
                 data.results_status(),
-                gr.update(choices=choices["subset"], value=choices["subset"][0]),
+                gr.update(choices=choices["subset"], value=space.default_subset(choices["subset"])),
                 gr.update(choices=choices["k"], value=choices["k"][0]),
                 gr.update(choices=choices["metric"], value=choices["metric"][0]),
             )
@@ -266,9 +267,9 @@ def _convergence_tab(data: space.SpaceData, demo: gr.Blocks) -> None:
         def convergence(subset_name: str, k_value: Any, metric_name: str) -> tuple[Any, Any]:
             """Heatmap and values for one subset, k and metric."""
             if not data.has_results():
-                raise gr.Error(space.missing_results_message(data.sources))
+                raise gr.Error(space.missing_results_message(data.sources), print_exception=False)
             if not subset_name or k_value in (None, "") or not metric_name:
-                raise gr.Error("choose a subset, k and metric first")
+                raise gr.Error("choose a subset, k and metric first", print_exception=False)
             cells = space.convergence_cells(
                 data.results(), subset=subset_name, k=int(k_value), metric=metric_name
             )
@@ -317,13 +318,15 @@ def _features_tab(data: space.SpaceData) -> None:
                     elem_id="upload-b",
                 )
             upload_button = gr.Button("Compare uploaded features", variant="primary")
-        with gr.Tab("Stored features"):
+        with gr.Tab("Stored features") as stored_tab:
             with gr.Row():
                 model_a = gr.Dropdown(label="model A", choices=[], allow_custom_value=True)
                 layer_a = gr.Number(value=-1, precision=0, label="layer A (-1 = last)")
                 model_b = gr.Dropdown(label="model B", choices=[], allow_custom_value=True)
                 layer_b = gr.Number(value=-1, precision=0, label="layer B (-1 = last)")
-            stored_button = gr.Button("Compare stored features", variant="primary")
+            with gr.Row():
+                refresh = gr.Button("Refresh stored models", size="sm")
+                stored_button = gr.Button("Compare stored features", variant="primary")
         summary = gr.Markdown()
         histogram = gr.Plot(label="per-sample mutual kNN", elem_id="features-histogram")
         numbers = gr.Dataframe(headers=["quantity", "value"], label="numbers", interactive=False)
@@ -337,7 +340,7 @@ def _features_tab(data: space.SpaceData) -> None:
         ) -> tuple[str, Any, list[list[Any]]]:
             """Mutual kNN, per-sample histogram and calibrated score of two uploaded files."""
             if not path_a or not path_b:
-                raise gr.Error("upload two feature files (A and B) first")
+                raise gr.Error("upload two feature files (A and B) first", print_exception=False)
             features_a = data.read_upload(path_a, "features A")
             features_b = data.read_upload(path_b, "features B")
             return _outputs(space.compare_features(
@@ -350,7 +353,7 @@ def _features_tab(data: space.SpaceData) -> None:
         ) -> tuple[str, Any, list[list[Any]]]:
             """The same for two models' stored features (one layer each)."""
             if not name_a or not name_b:
-                raise gr.Error("pick two models with stored features")
+                raise gr.Error("pick two models with stored features", print_exception=False)
             store = data.feature_set()
             return _outputs(space.compare_features(
                 store.layer(name_a, int(index_a)), store.layer(name_b, int(index_b)),
@@ -379,8 +382,9 @@ def _features_tab(data: space.SpaceData) -> None:
             [summary, histogram, numbers],
             api_name="compare_stored",
         )
-        refresh = gr.Button("Refresh stored models", size="sm")
         refresh.click(stored_models, None, [model_a, model_b], api_name="stored_models")
+        # Opening the sub-tab fills the dropdowns too (same callback, not a second endpoint).
+        stored_tab.select(stored_models, None, [model_a, model_b], api_visibility="private")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,7 +392,7 @@ def _features_tab(data: space.SpaceData) -> None:
 
 
 def _neighbours_tab(data: space.SpaceData) -> None:
-    with gr.Tab("Neighbours", id="neighbours"):
+    with gr.Tab("Neighbours", id="neighbours") as tab:
         gr.Markdown(
             "The intuition behind the metric: pick a poem and see its k nearest poems under "
             "two models. **Highlighted** poems are neighbours under both; their share is this "
@@ -411,9 +415,9 @@ def _neighbours_tab(data: space.SpaceData) -> None:
 
         @_errors_to_gradio
         def neighbour_options() -> tuple[Any, Any, Any]:
-            """The poems and models with stored features."""
-            labels = data.neighbour_poem_labels()
+            """The poems and models with stored features (empty lists when none are stored)."""
             models = data.stored_models()
+            labels = data.neighbour_poem_labels() if models else []
             return (
                 gr.update(choices=labels, value=labels[0] if labels else None),
                 gr.update(choices=models, value=models[0] if models else None),
@@ -424,7 +428,10 @@ def _neighbours_tab(data: space.SpaceData) -> None:
         def neighbours(label: str, name_a: str, name_b: str, k_value: float) -> tuple:
             """One poem's k nearest poems under model A and model B, shared ones marked."""
             if not label or not name_a or not name_b:
-                raise gr.Error("pick a poem and two models first (press 'Load poems and models')")
+                raise gr.Error(
+                    "pick a poem and two models first (press 'Load poems and models')",
+                    print_exception=False,
+                )
             view = data.neighbours(label, name_a, name_b, int(k_value))
             return view.summary, view.html_a, view.html_b
 
@@ -434,6 +441,7 @@ def _neighbours_tab(data: space.SpaceData) -> None:
         show_button.click(
             neighbours, [poem, model_a, model_b, k], [overlap, left, right], api_name="neighbours"
         )
+        tab.select(neighbour_options, None, [poem, model_a, model_b], api_visibility="private")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,7 +449,7 @@ def _neighbours_tab(data: space.SpaceData) -> None:
 
 
 def _judge_tab(data: space.SpaceData) -> None:
-    with gr.Tab("Judge", id="judge"):
+    with gr.Tab("Judge", id="judge") as tab:
         gr.Markdown(space.judge_status_markdown(data.sources))
         with gr.Row():
             poem = gr.Dropdown(label="a poem from the dataset", choices=[], allow_custom_value=True)
@@ -463,10 +471,11 @@ def _judge_tab(data: space.SpaceData) -> None:
             if not poem_text and label:
                 poem_text = space.poem_row(data.poems(), label)["text"]
             if not poem_text:
-                raise gr.Error("pick a poem or paste one first")
+                raise gr.Error("pick a poem or paste one first", print_exception=False)
             return space.judge_poem(poem_text, data.sources)
 
         load_button.click(judge_options, None, poem, api_name="judge_options")
+        tab.select(judge_options, None, poem, api_visibility="private")
         rate_button.click(judge, [poem, text], verdict, api_name="judge")
 
 

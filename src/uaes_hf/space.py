@@ -45,6 +45,15 @@ POEM_TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 
+# Short headers for display (the long field names make narrow columns).
+POEM_TABLE_HEADERS = {
+    "form_category": "category",
+    "aesthetic_score": "score",
+    "n_words": "words",
+    "n_lines": "lines",
+}
+
+
 def filter_poems(
     poems: Any,
     *,
@@ -117,6 +126,44 @@ def as_frame(data: Any) -> Any:
     return pd.DataFrame(list(data))
 
 
+def with_poem_fields(poems: Any) -> Any:
+    """The poems as a DataFrame with every field the Space shows (``id`` and ``text`` needed).
+
+    Tables with fewer columns (a run's sample, a user's dataset) get defaults: the title is
+    the first line, counts come from the text, unknown fields are empty.
+
+    Example:
+        >>> import pandas as pd
+        >>> with_poem_fields(pd.DataFrame({"id": ["a"], "text": ["Tyger Tyger\nburning"]}))[
+        ...     ["title", "n_lines", "form_category"]].values.tolist()
+        [['Tyger Tyger', 2, 'unknown']]
+    """
+    frame = as_frame(poems).copy()
+    missing = [c for c in ("id", "text") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the poems table lacks the column(s) {missing}")
+    texts = frame["text"].astype(str)
+    defaults = {
+        "title": [_first_line(t) for t in texts],
+        "author": "",
+        "form": "",
+        "form_category": "unknown",
+        "n_words": [len(t.split()) for t in texts],
+        "n_lines": [sum(1 for line in t.splitlines() if line.strip()) for t in texts],
+        "aesthetic_score": np.nan,
+        "aesthetic_rationale": None,
+    }
+    for column, value in defaults.items():
+        if column not in frame.columns:
+            frame[column] = value
+    return frame
+
+
+def _first_line(text: str, width: int = 60) -> str:
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
 def poem_label(row: Any) -> str:
     """Dropdown label of a poem: ``title — author [id]`` (the id makes it unique).
 
@@ -168,7 +215,7 @@ def gallery_items(
         (
             _as_image(row["image"]),
             f"level {row['image_aesthetic_level']} · score "
-            f"{float(row['image_aesthetic_score']):.2f} · {row['caption']}",
+            f"{_score_text(row.get('image_aesthetic_score'))} · {row['caption']}",
         )
         for row in chosen
     ]
@@ -179,13 +226,19 @@ def gallery_items(
             "id": [row["id"] for row in chosen],
             "image_aesthetic_level": [int(row["image_aesthetic_level"]) for row in chosen],
             "image_aesthetic_score": [
-                round(float(row["image_aesthetic_score"]), 3) for row in chosen
+                round(float(row.get("image_aesthetic_score", np.nan)), 3) for row in chosen
             ],
             "caption": [row["caption"] for row in chosen],
-            "poem": [row["poem"] for row in chosen],
+            "poem": [row.get("poem", "") for row in chosen],
         }
     )
     return gallery, table
+
+
+def _score_text(score: Any) -> str:
+    if score is None or _isnan(score):
+        return "score n/a"
+    return f"score {float(score):.2f}"
 
 
 def _iter_rows(records: Any) -> Any:
@@ -379,6 +432,19 @@ def convergence_choices(table: Any) -> dict[str, list[Any]]:
     }
 
 
+def default_subset(subsets: Sequence[str]) -> str | None:
+    """The subset shown first: the study's headline (all poems) when present.
+
+    Example:
+        >>> default_subset(["clusters/poems", "poems_vs_plain/poems", "poems_vs_plain/plain"])
+        'poems_vs_plain/poems'
+    """
+    for wanted in ("poems_vs_plain/poems", "poems"):
+        if wanted in subsets:
+            return wanted
+    return next(iter(subsets), None)
+
+
 def convergence_cells(table: Any, *, subset: str, k: int, metric: str) -> Any:
     """The rows of one heatmap: one per unordered model pair (both orders filled in).
 
@@ -398,9 +464,15 @@ def convergence_cells(table: Any, *, subset: str, k: int, metric: str) -> Any:
             f"subsets {choices['subset']}, k {choices['k']}, metrics {choices['metric']}"
         )
     keep = [cols[name] for name in ("model_a", "model_b", "score", "chance", "calibrated")]
-    if cols["p_value"] in picked.columns:
-        keep.append(cols["p_value"])
-    return picked[keep].reset_index(drop=True)
+    keep += [
+        c
+        for c in (cols["p_value"], "ci_low", "ci_high", "layer_a", "layer_b", "n")
+        if c in picked.columns
+    ]
+    # one cell per model pair (a table may repeat a pair, e.g. from several comparisons)
+    picked = picked.drop_duplicates(subset=[cols["model_a"], cols["model_b"]])
+    # six decimals are plenty to read; the report's CSV files keep full precision
+    return picked[list(dict.fromkeys(keep))].round(6).reset_index(drop=True)
 
 
 def convergence_matrices(cells: Any) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
@@ -764,7 +836,7 @@ class SpaceData:
     # -- poems and images ---------------------------------------------------------------------
     def poems(self) -> Any:
         """The poems (DataFrame): the given source, else the run's annotated poems."""
-        return self._get("poems", lambda: as_frame(self._load_poems()))
+        return self._get("poems", lambda: with_poem_fields(self._load_poems()))
 
     def _load_poems(self) -> Any:
         if self.sources.poems is not None:

@@ -6,7 +6,6 @@ this module only parses and calls the library.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 
@@ -23,7 +22,6 @@ def register(subparsers: Any) -> None:
             "never recomputed. For several GPUs or CPU processes run "
             "`accelerate launch -m uaes_hf.extract` with the same options."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_arguments(parser)
     parser.set_defaults(func=run_from_args)

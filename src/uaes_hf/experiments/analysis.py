@@ -24,9 +24,8 @@ def _tsne(features: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
     if x.shape[1] > 50 and x.shape[0] > 50:
         x = PCA(n_components=50, random_state=seed).fit_transform(x)
     perplexity = float(min(perplexity, max(2.0, (x.shape[0] - 1) / 3)))
-    return TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(
-        x
-    )
+    tsne = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca", max_iter=500)
+    return tsne.fit_transform(x)
 
 
 def analyse(ctx: StageContext) -> dict[str, Any]:  # noqa: C901 - a list of analyses
@@ -342,6 +341,7 @@ def analyse(ctx: StageContext) -> dict[str, Any]:  # noqa: C901 - a list of anal
         "model_info": model_info([*text_models, *vision_models], an.capability),
         "reference_model": reference,
         "cluster_model": an.cluster_model,
+        "distribution_alignment_model": an.cluster_model,
         "n_clusters": an.n_clusters,
         "tsne_model": tsne_model,
         "tsne_layer": tsne_layer,
@@ -352,6 +352,7 @@ def analyse(ctx: StageContext) -> dict[str, Any]:  # noqa: C901 - a list of anal
             str(k): int(v)
             for k, v in poems["aesthetic_score"].value_counts(dropna=False).sort_index().items()
         },
+        "image_poem_duplicates": int(images["poem"].duplicated().sum()) if len(images) else 0,
         "skipped": plan["skipped"],
         "sampling_notes": plan["notes"],
         "headline": headline,

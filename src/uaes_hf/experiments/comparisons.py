@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -308,13 +307,9 @@ def sign_flip_test(
             f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}"
         )
     observed = d.mean()
-    exact = 2**d.size <= max(n_flips, 1)
-    if exact:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
-    else:
-        rng = np.random.default_rng(seed)
-        signs = rng.choice((1.0, -1.0), size=(n_flips, d.size))
-    null = signs @ d / d.size
+    # Exact enumeration up to 2**20 sign patterns (chunked), else Monte Carlo.
+    exact = d.size <= _MAX_EXACT_PAIRS and 2**d.size <= max(n_flips, 1)
+    null = _all_sign_means(d) if exact else _random_sign_means(d, n_flips, seed)
     tol = 1e-12 * max(1.0, abs(observed))
     if alternative == "greater":
         hits = np.count_nonzero(null >= observed - tol)
@@ -332,6 +327,27 @@ def sign_flip_test(
         n_flips=int(null.size),
         alternative=alternative,
     )
+
+
+_MAX_EXACT_PAIRS = 20
+
+
+def _all_sign_means(d: np.ndarray) -> np.ndarray:
+    """Mean of s * d for every sign vector s in {+1, -1}^n (bit j of the index flips d_j)."""
+    n = d.size
+    out = np.empty(2**n)
+    bits = np.arange(n)
+    step = 1 << 16
+    for start in range(0, 2**n, step):
+        codes = np.arange(start, min(start + step, 2**n))
+        signs = 1.0 - 2.0 * ((codes[:, None] >> bits) & 1)
+        out[start : start + codes.size] = signs @ d / n
+    return out
+
+
+def _random_sign_means(d: np.ndarray, n_flips: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.choice((1.0, -1.0), size=(n_flips, d.size)) @ d / d.size
 
 
 def difference_table(convergence: Any, comparison: str, side_a: str, side_b: str) -> Any:

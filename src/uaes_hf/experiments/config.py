@@ -66,6 +66,8 @@ class AnnotateConfig:
     base_url: str | None = None
     keep_existing: bool = True
     max_concurrency: int = 4
+    max_prompt_tokens: int = 448
+    rescale: Literal["none", "quantile"] = "none"
 
 
 @dataclass(frozen=True)

@@ -248,7 +248,9 @@ def scatter_map(coords: Any, path: str | Path, *, title: str, hue: str, dpi: int
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     values = coords[hue]
-    if np.issubdtype(values.dtype, np.number) and values.nunique() > 6:
+    from pandas.api.types import is_numeric_dtype
+
+    if is_numeric_dtype(values) and values.nunique() > 6:
         points = ax.scatter(coords["x"], coords["y"], c=values, s=8, cmap="viridis")
         fig.colorbar(points, ax=ax, label=hue)
     else:

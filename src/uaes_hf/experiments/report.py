@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -203,7 +204,8 @@ def draw_figures(
     jobs: list[Any] = []
 
     def add(section: str, name: str, title: str, caption: str, draw: Any) -> None:
-        jobs.append((Figure(f"{FIGURES_DIR}/{name}.png", title, caption, section), draw))
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        jobs.append((Figure(f"{FIGURES_DIR}/{safe}.png", title, caption, section), draw))
 
     # 1. Convergence on poems (all poems, and every side of every comparison)
     if not conv.empty and text_models:
@@ -303,6 +305,13 @@ def draw_figures(
             for panel, series in panels
             for g, v in series.items()
         )
+        ks = summary.get("sampling_notes", {}).get("length_aligned", {})
+        if ks:
+            medians += (
+                f"; Kolmogorov-Smirnov statistic poems vs plain texts {_fmt(ks.get('ks_before'))} "
+                f"before and {_fmt(ks.get('ks_after'))} after alignment "
+                f"({ks.get('sampled')} poems kept without replacement)"
+            )
         add(
             "Adjustment to reduce bias",
             "length_histograms",
@@ -353,7 +362,10 @@ def draw_figures(
     words = results.get("word_frequencies")
     if not words.empty and summary.get("wordclouds", True):
         for group, part in words.groupby("group", sort=False):
-            top = ", ".join(part.sort_values("count", ascending=False)["word"].head(8))
+            ranked = part.sort_values("count", ascending=False).head(8)
+            top = ", ".join(
+                f"{w} ({int(c)})" for w, c in zip(ranked["word"], ranked["count"], strict=True)
+            )
             add(
                 "Behind aesthetics: topics and rarity",
                 f"wordcloud_{group}",
@@ -471,7 +483,14 @@ def draw_figures(
                 f"crossmodal_{subset.split('/')[1]}",
                 f"LLM x vision mutual kNN on {label}",
                 f"Rows: text models on the {label.split('-')[1].split(' ')[0]}s; columns: vision "
-                f"models on the images. {_subset_stats(part)}. Not symmetric; no diagonal.",
+                f"models on the images. {_subset_stats(part)}. Not symmetric; no diagonal."
+                + (
+                    f" {summary.get('image_poem_duplicates')} of the {part['n'].iloc[0]} poems "
+                    f"repeat another image's poem (retrieval reuses stanzas): their text-side "
+                    f"neighbour sets are ambiguous."
+                    if subset.endswith("image_poem") and summary.get("image_poem_duplicates")
+                    else ""
+                ),
                 lambda p, v=values, t=label: plots.heatmap(
                     v, text_models, vision_models, f"Mutual kNN on {t}", p, dpi=dpi
                 ),

@@ -62,18 +62,12 @@ def _local_fingerprint(cfg: ExperimentConfig) -> str:
     return str(hash(tuple(parts))) if parts else ""
 
 
-def _poems_frame(cfg: ExperimentConfig) -> Any:
+def _poems_frame(cfg: ExperimentConfig, embedded: Any) -> Any:
     import pandas as pd
 
     from uaes_hf.data.repo import load_poems
 
-    if cfg.data.poems == "embedded":
-        from uaes_hf.data.pipeline import prepare_embedded_data
-
-        data = prepare_embedded_data(progress=True)
-        source = data.poems_repo
-    else:
-        source = cfg.data.poems
+    source = embedded().poems_repo if cfg.data.poems == "embedded" else cfg.data.poems
     dataset = load_poems(
         source,
         revision=cfg.data.poems_revision,
@@ -84,15 +78,13 @@ def _poems_frame(cfg: ExperimentConfig) -> Any:
     return frame
 
 
-def _plain_frame(cfg: ExperimentConfig) -> Any:
+def _plain_frame(cfg: ExperimentConfig, embedded: Any) -> Any:
     import pandas as pd
 
     from uaes_hf.data import plain_texts as pt
 
     if cfg.data.plain_texts == "embedded":
-        from uaes_hf.data.pipeline import prepare_embedded_data
-
-        records = pt.load_plain_text_records(prepare_embedded_data(progress=False).plain_texts_dir)
+        records = pt.load_plain_text_records(embedded().plain_texts_dir)
     elif Path(cfg.data.plain_texts).exists():
         records = pt.load_plain_text_records(cfg.data.plain_texts)
     else:
@@ -161,11 +153,21 @@ def run_prepare(ctx: StageContext) -> dict[str, Any]:
     from uaes_hf.data.lengths import count_words
 
     cfg = ctx.config
+    built: list[Any] = []
+
+    def embedded() -> Any:
+        """The packaged poems repo and plain texts, built once per run."""
+        if not built:
+            from uaes_hf.data.pipeline import prepare_embedded_data
+
+            built.append(prepare_embedded_data(progress=ctx.show_progress))
+        return built[0]
+
     bar = tqdm(total=3, desc="prepare", unit="dataset", disable=not ctx.show_progress)
-    poems = _poems_frame(cfg)
+    poems = _poems_frame(cfg, embedded)
     poems = poems.iloc[_sample_rows(len(poems), cfg.data.n_poems, cfg.seed)].reset_index(drop=True)
     bar.update(1)
-    plain = _plain_frame(cfg)
+    plain = _plain_frame(cfg, embedded)
     if "n_words" not in plain:
         plain["n_words"] = [count_words(t) for t in plain["text"]]
     plain = plain.iloc[_sample_rows(len(plain), cfg.data.n_plain_texts, cfg.seed + 1)]
@@ -200,31 +202,29 @@ def run_annotate(ctx: StageContext) -> dict[str, Any]:
         from uaes_hf.annotate.store import ResultStore
         from uaes_hf.paths import cache_dir
 
-        if cfg.backend == "local":
-            from uaes_hf.annotate.local_backend import LocalRatingBackend
-
-            backend: Any = LocalRatingBackend(cfg.model)
-        else:
-            from uaes_hf.annotate.judge import OpenAIRatingBackend
-
-            backend = _openai_backend(OpenAIRatingBackend, cfg)
+        backend = _judge_backend(cfg)
         store = ResultStore(cache_dir("annotations") / "ratings.sqlite")
-        items = [
-            PoemItem(str(i), t)
-            for i, t in zip(poems.loc[todo, "id"], poems.loc[todo, "text"], strict=True)
-        ]
+        ids = [str(i) for i in poems.loc[todo, "id"]]
+        items = [PoemItem(i, t) for i, t in zip(ids, poems.loc[todo, "text"], strict=True)]
         result = judge_poems(items, store, backend, progress=ctx.show_progress)
-        rows = stored_ratings(items, store, backend)
-        new_scores = {
-            key: getattr(row, "score", None)
-            for key, row in rows.items()
-            if getattr(row, "ok", False)
+        rows = {
+            key: row.payload
+            for key, row in stored_ratings(items, store, backend).items()
+            if row.ok and row.payload
         }
-        poems.loc[todo, "aesthetic_score"] = [new_scores.get(str(i)) for i in poems.loc[todo, "id"]]
+        poems.loc[todo, "aesthetic_score"] = [rows.get(i, {}).get("score") for i in ids]
+        poems.loc[todo, "expected_score"] = [rows.get(i, {}).get("expected_score") for i in ids]
         poems.loc[todo, "annotator"] = f"{backend.name}:{backend.model}"
-        summary.update(
-            n_rated=len(new_scores), judge=result.to_dict() if hasattr(result, "to_dict") else {}
-        )
+        summary.update(n_rated=len(rows), failed=getattr(result, "failed", {}))
+        if cfg.rescale == "quantile":
+            expected = pd.to_numeric(poems["expected_score"], errors="coerce")
+            if expected.notna().sum() >= 5:
+                poems["judge_score"] = poems["aesthetic_score"]
+                ranks = expected.rank(method="first", pct=True)
+                poems.loc[expected.notna(), "aesthetic_score"] = np.ceil(
+                    ranks[expected.notna()] * 5
+                ).clip(1, 5)
+                summary["rescaled"] = "expected score -> quintile levels 1-5"
     poems["aesthetic_score"] = pd.to_numeric(poems["aesthetic_score"], errors="coerce")
     poems.to_parquet(ctx.out_dir / "poems.parquet", index=False)
     counts = poems["aesthetic_score"].value_counts(dropna=False).sort_index()
@@ -232,15 +232,17 @@ def run_annotate(ctx: StageContext) -> dict[str, Any]:
     return summary
 
 
-def _openai_backend(cls: Any, cfg: Any) -> Any:
-    from uaes_hf.annotate.client import ChatConfig
+def _judge_backend(cfg: Any) -> Any:
+    """The configured rating backend (local packaged LM or an OpenAI-compatible endpoint)."""
+    if cfg.backend == "local":
+        from uaes_hf.annotate.local_backend import LocalRatingBackend
 
-    chat = (
-        ChatConfig(model=cfg.model, base_url=cfg.base_url, max_concurrency=cfg.max_concurrency)
-        if "max_concurrency" in ChatConfig.__dataclass_fields__
-        else ChatConfig(model=cfg.model, base_url=cfg.base_url)
-    )
-    return cls(chat)
+        return LocalRatingBackend(cfg.model, max_prompt_tokens=cfg.max_prompt_tokens)
+    from uaes_hf.annotate.client import ChatClient, ChatConfig
+    from uaes_hf.annotate.judge import OpenAIRatingBackend
+
+    chat = ChatConfig(model=cfg.model, base_url=cfg.base_url, concurrency=cfg.max_concurrency)
+    return OpenAIRatingBackend(ChatClient(chat))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,8 +415,8 @@ def run_align(ctx: StageContext) -> dict[str, Any]:
             bar.set_postfix_str(f"crossmodal/{side}")
             text_stacks = _stacks(ext, dataset, text_models)
             vis_settings = {**settings}
-            if al.layers == "fixed":  # vision models have no fixed layer in the config: use last
-                vis_settings["layer_selection"] = "last"
+            if al.layers == "fixed":  # vision models without a fixed layer use their last one
+                vis_settings["fixed_layers"] = {**{v: -1 for v in vision}, **dict(al.fixed_layers)}
             rows += crossmodal_rows(
                 text_stacks,
                 vision_stacks,

@@ -1,13 +1,14 @@
 """A stable fingerprint of a dataset's ordered items, so stored features can be checked.
 
 Features are only valid for the exact items, in the exact order, they were extracted from.
-The fingerprint is a hash of that ordered content (texts, image files or pixels, ids); for a
-``datasets.Dataset`` it is the library's own ``_fingerprint``, which changes whenever the
-data files or any transform change.
+The fingerprint is a hash of that ordered content (texts, image files or pixels, ids). A
+``datasets.Dataset`` is hashed from its Arrow data, not from ``Dataset._fingerprint``: with
+datasets 5.2, two local repo folders with the same README get the same ``_fingerprint``
+(and the same cache) even when their parquet files differ.
 
 Example:
     >>> dataset_fingerprint(["a poem", "a text"])
-    'c2a0e8d3b0ef6d4bcdbd0a94'
+    '415ac1d27c7044ad091e41a4'
     >>> dataset_fingerprint(["a text", "a poem"]) != dataset_fingerprint(["a poem", "a text"])
     True
 """
@@ -26,17 +27,20 @@ def dataset_fingerprint(items: Any, ids: Sequence[str] | None = None) -> str:
     """Return a stable hex fingerprint of ``items`` (order matters).
 
     Args:
-        items: a ``datasets.Dataset`` (its ``_fingerprint`` is used), or a sequence of
+        items: a ``datasets.Dataset`` (its Arrow rows are hashed), or a sequence of
             texts, image paths, PIL images or numpy arrays.
         ids: optional record ids, hashed together with the items.
 
     Raises:
         ValueError: if an item has a type that cannot be fingerprinted.
     """
-    dataset_fp = getattr(items, "_fingerprint", None)
-    if isinstance(dataset_fp, str) and ids is None:
-        return hashlib.sha256(f"datasets:{dataset_fp}".encode()).hexdigest()[:FINGERPRINT_CHARS]
     digest = hashlib.sha256()
+    if hasattr(items, "with_format") and hasattr(items, "features"):  # datasets.Dataset
+        _update_with_dataset(digest, items)
+        if ids is not None:
+            for record_id in ids:
+                digest.update(str(record_id).encode("utf-8") + b"\x01")
+        return digest.hexdigest()[:FINGERPRINT_CHARS]
     for index, item in enumerate(_iter_items(items)):
         digest.update(_item_bytes(item, index))
         digest.update(b"\x00")
@@ -44,6 +48,19 @@ def dataset_fingerprint(items: Any, ids: Sequence[str] | None = None) -> str:
         for record_id in ids:
             digest.update(str(record_id).encode("utf-8") + b"\x01")
     return digest.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def _update_with_dataset(digest: Any, dataset: Any, batch_size: int = 1024) -> None:
+    """Hash a ``datasets.Dataset``'s rows in order (its Arrow data, IPC-serialised)."""
+    import pyarrow as pa
+
+    digest.update(b"datasets:" + repr(sorted(dataset.features.to_dict().items())).encode())
+    for table in dataset.with_format("arrow").iter(batch_size=batch_size):
+        sink = pa.BufferOutputStream()
+        table = table.combine_chunks()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        digest.update(sink.getvalue().to_pybytes())
 
 
 def _iter_items(items: Any) -> Iterable[Any]:

@@ -45,8 +45,12 @@ def read_dataset(
         loaded = load_dataset(builder, data_files={split: str(path)}, split=split)
     else:
         target = str(path) if path.is_dir() else dataset
+        # datasets 5.2 caches a local repo folder under a key that ignores the folder's
+        # location and its files' contents, so another folder (or an edited one) with the
+        # same README would return stale rows; key the cache on the files themselves.
+        cache = str(_local_cache_dir(path)) if path.is_dir() else None
         try:
-            loaded = load_dataset(target, config, split=split, revision=revision)
+            loaded = load_dataset(target, config, split=split, revision=revision, cache_dir=cache)
         except ValueError as err:
             if "split" in str(err).lower():
                 raise ValueError(f"{dataset} (config {config!r}) has no split {split!r}") from err
@@ -54,6 +58,19 @@ def read_dataset(
     if limit is not None and limit < len(loaded):
         loaded = loaded.select(range(limit))
     return loaded
+
+
+def _local_cache_dir(folder: Path) -> Path:
+    """A datasets cache folder specific to this folder's path and its files' size/mtime."""
+    import hashlib
+
+    from uaes_hf.paths import cache_dir
+
+    digest = hashlib.sha256(str(folder.resolve()).encode())
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return cache_dir("datasets", digest.hexdigest()[:20])
 
 
 def dataset_key(dataset: str, config: str | None, split: str | None) -> str:
