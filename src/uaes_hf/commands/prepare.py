@@ -97,9 +97,38 @@ def _register_embedded(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_embedded)
 
 
+def _run_images(args: argparse.Namespace) -> int:
+    from uaes_hf.data.embedded_images import build_embedded_imagefolder
+
+    result = build_embedded_imagefolder(
+        args.out, max_side=args.max_side, overwrite=args.overwrite, progress=not args.quiet
+    )
+    print(f"images:      {result.folder} ({result.n_images} photos)")
+    for missing in result.missing:
+        print(f"missing:     {missing}")
+    return 0
+
+
+def _register_images(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "images",
+        help="offline image-caption imagefolder from packaged photos (scikit-image, wallpapers)",
+        description="Copy the photos that come in installed packages into an imagefolder "
+        "with metadata.csv (captions written for this project, license per image) under "
+        "$UAES_HOME/data/embedded_images (or --out). For the image-poem-text dataset repo "
+        "(poems and aesthetic scores) use datasets_scripts/image_poem_text.py build.",
+    )
+    p.add_argument("--out", default=None, help="folder (default: cache_dir('data', ...))")
+    p.add_argument("--max-side", type=int, default=1024, help="longest side in pixels")
+    p.add_argument("--overwrite", action="store_true", help="rebuild even if up to date")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run_images)
+
+
 _TARGETS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _register_poems,
     _register_embedded,
+    _register_images,
 )
 
 
