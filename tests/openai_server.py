@@ -279,7 +279,10 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 return True
             if self.headers.get("Authorization") == f"Bearer {server.require_key}":
                 return True
-            self._send(401, json.dumps({"error": {"message": "bad key"}}).encode())
+            # Like some real servers, echo what was presented: the client must not repeat it.
+            presented = self.headers.get("Authorization", "")
+            message = f"bad key: {presented.removeprefix('Bearer ')}"
+            self._send(401, json.dumps({"error": {"message": message}}).encode())
             return False
 
         def do_GET(self) -> None:
@@ -345,6 +348,8 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 content = apply_content_fault(fault, content)
             prompt_chars = len(json.dumps(body.get("messages", [])))
             payload = _completion(str(body.get("model", "")), content, prompt_chars)
+            with server._lock:  # what this answer bills (the in-memory log entry only)
+                entry["usage"] = dict(payload["usage"])
             self._send(200, json.dumps(payload).encode())
 
     return Handler

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import socket
 import threading
@@ -21,6 +22,8 @@ from uaes_hf.annotate.client import (
     parse_retry_after,
     run_bounded,
 )
+from uaes_hf.annotate.judge import OpenAIRatingBackend, PoemItem, judge_poems
+from uaes_hf.annotate.store import ResultStore
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -38,8 +41,9 @@ def client_for(server: FakeOpenAIServer, **kw) -> ChatClient:
 
 @pytest.mark.parametrize("kind", ["429", "500", "slow", "garbage_body"])
 def test_transient_faults_are_retried(kind: str) -> None:
-    with FakeOpenAIServer(only(kind, slow_s=0.8)) as server:
-        result = client_for(server, timeout=0.3).chat(HELLO)
+    # timeout 1.5 s: past any normal answer on a loaded machine, short of the "slow" one
+    with FakeOpenAIServer(only(kind, slow_s=3.0)) as server:
+        result = client_for(server, timeout=1.5).chat(HELLO)
         log = server.chat_requests()
     assert result.attempts == 2 and '"score"' in result.content
     assert [r["fault"] for r in log] == [kind, None]
@@ -195,3 +199,35 @@ def test_config_validation() -> None:
     for bad in (dict(timeout=0), dict(concurrency=0), dict(max_retries=-1), dict(model="")):
         with pytest.raises(ValueError):
             ChatConfig(**bad)
+
+
+def test_key_never_in_logs_errors_or_store(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "sk-leak-canary-98765"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    caplog.set_level(logging.DEBUG)  # everything openai, httpx and httpcore log
+    store_path = tmp_path / "r.sqlite"
+    # This server rejects the key AND echoes it back in its 401 message, like some do.
+    with FakeOpenAIServer(require_key="another-key") as server:
+        client = ChatClient(ChatConfig(base_url=server.base_url, timeout=2.0))
+        with pytest.raises(ChatCallError) as call:
+            client.chat(HELLO)
+        with pytest.raises(ChatConfigError) as pre:
+            client.preflight()
+        with ResultStore(store_path) as store:
+            summary = judge_poems(
+                [PoemItem("p1", "A poem")],
+                store,
+                OpenAIRatingBackend(client),
+                progress=False,
+                preflight=False,
+            )
+            (row,) = store.results()
+    assert call.value.reason == "auth" and "<hidden>" in call.value.detail  # echoed, redacted
+    assert row.reason == "auth" and "<hidden>" in row.detail and summary.failed == {"auth": 1}
+    assert caplog.records  # the control: the libraries did log (requests, options, ...)
+    shown = [str(call.value), str(pre.value), row.detail, summary.format(), caplog.text]
+    assert not [text for text in shown if secret in text]
+    for path in tmp_path.iterdir():  # the SQLite file and its WAL
+        assert secret.encode() not in path.read_bytes(), path

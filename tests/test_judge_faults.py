@@ -28,7 +28,7 @@ def poems(n: int = N_POEMS) -> list[PoemItem]:
 def backend(server: FakeOpenAIServer, **kw) -> OpenAIRatingBackend:
     config = dict(
         base_url=server.base_url,
-        timeout=0.4,
+        timeout=1.5,  # past any normal answer on a loaded machine, short of a "slow" one
         backoff_base=0.005,
         backoff_max=0.05,
         max_retries=6,
@@ -42,7 +42,7 @@ def backend(server: FakeOpenAIServer, **kw) -> OpenAIRatingBackend:
 
 def test_fault_schedule_every_item_one_outcome(tmp_path: Path) -> None:
     schedule = FaultSchedule(
-        seed=3, fault_rate=0.5, slow_s=0.8, always_fail_rate=0.1, always_fail_kind="score_7"
+        seed=3, fault_rate=0.5, slow_s=3.0, always_fail_rate=0.1, always_fail_kind="score_7"
     )
     items = poems()
     hashes = {sha256_text(p.text) for p in items}
@@ -86,6 +86,18 @@ def test_fault_schedule_every_item_one_outcome(tmp_path: Path) -> None:
     assert summary.done == len(hashes) - len(doomed)
     assert summary.failed == {"invalid_output": len(doomed)}
     assert summary.prompt_tokens > 0 and summary.cost_usd is not None and summary.cost_usd > 0
+    # token/cost accounting: exactly what the server billed in the answers the client got
+    # (a "slow" answer arrives after the client's timeout, so the client never sees it)
+    received = [r for r in log if "usage" in r and r["fault"] != "slow"]
+    billed_p = sum(r["usage"]["prompt_tokens"] for r in received)
+    billed_c = sum(r["usage"]["completion_tokens"] for r in received)
+    assert (summary.prompt_tokens, summary.completion_tokens) == (billed_p, billed_c)
+    assert summary.cost_usd == pytest.approx(2.5e-6 * billed_p + 10e-6 * billed_c)  # gpt-4o
+    for h, row in rows.items():  # per item too, re-asks included
+        mine = [r["usage"] for r in received if r["item_key"] == h]
+        assert row.prompt_tokens == sum(u["prompt_tokens"] for u in mine)
+        assert row.completion_tokens == sum(u["completion_tokens"] for u in mine)
+    assert sum(r.cost_usd for r in rows.values()) == pytest.approx(summary.cost_usd)
     text = summary.format()
     assert f"failed now {len(doomed)} [invalid_output={len(doomed)}]" in text
     assert "seed=11" in text

@@ -114,6 +114,17 @@ def test_load_poems_from_files(tmp_path: Path) -> None:
         load_poems(bad)
     with pytest.raises(ValueError, match="does not exist"):
         load_poems(tmp_path / "missing.txt")
+    # ids are unique: a poem pasted twice is kept once; one id with two texts is an error
+    twice = tmp_path / "twice.txt"
+    twice.write_text("Same poem\n---\nOther\n---\nSame poem\n")
+    assert [p.text for p in load_poems(twice)] == ["Same poem", "Other"]
+    shared = tmp_path / "shared.csv"
+    shared.write_text("id,text\na,Same poem\nb,Same poem\n")
+    assert [p.id for p in load_poems(shared)] == ["a", "b"]  # distinct ids may share a text
+    clash = tmp_path / "clash.csv"
+    clash.write_text("id,text\na,One\na,Two\n")
+    with pytest.raises(ValueError, match="poem id 'a' appears with two different texts"):
+        load_poems(clash)
 
 
 def test_export_rows_and_files(tmp_path: Path) -> None:
@@ -122,6 +133,7 @@ def test_export_rows_and_files(tmp_path: Path) -> None:
         PoemItem("b", "poem B"),
         PoemItem("a2", "poem A"),
         PoemItem("c", "poem C"),
+        PoemItem("a", "poem A"),  # the same poem listed twice: still one row for id "a"
     ]
     with ResultStore(tmp_path / "s.sqlite") as store:
 
@@ -146,3 +158,32 @@ def test_export_rows_and_files(tmp_path: Path) -> None:
     assert list(back[0]) == list(RATING_COLUMNS)
     assert back[0]["rationale"] == 'vivid, "bright"\nimagery'
     assert annotator_name("local", "smollm2-135m-instruct", "poem-aesthetic-v1").endswith("(weak)")
+
+
+def test_ratings_file_flows_into_poems_dataset_hook(tmp_path: Path) -> None:
+    """The CSV/JSONL we write is what the poems dataset's annotation hook reads."""
+    from uaes_hf.data.annotations import merge_annotations
+    from uaes_hf.data.records import PoemRecord
+
+    def record(poem_id: str) -> PoemRecord:
+        return PoemRecord(poem_id, "T", "A", "sonnet", "formatted", "a b", 2, 1, 1.0)
+
+    annotator = annotator_name("openai", "gpt-4o", "poem-aesthetic-v1")
+    rows = [
+        {"id": "a", "score": 4, "rationale": 'vivid, "bright"\nimagery', "annotator": annotator},
+        {"id": "b", "score": 1, "rationale": "flat", "annotator": annotator},
+    ]
+    for name in ("ratings.csv", "ratings.jsonl"):
+        path = write_rows(rows, tmp_path / name, RATING_COLUMNS)
+        merged, stats = merge_annotations([record("a"), record("b"), record("c")], path)
+        assert stats == {"annotated": 2, "unannotated": 1, "unmatched": 0}
+        got = [(r.aesthetic_score, r.aesthetic_rationale, r.annotator) for r in merged]
+        assert got == [
+            (4, 'vivid, "bright"\nimagery', annotator),
+            (1, "flat", annotator),
+            (
+                None,
+                None,
+                None,
+            ),
+        ]

@@ -269,6 +269,10 @@ class ChatClient:
             "max_tokens": self.config.max_tokens,
         }
 
+    def _redact(self, text: str) -> str:
+        """``text`` with the key replaced: some servers echo the presented key in errors."""
+        return text.replace(self._key.value, "<hidden>") if self._key.value else text
+
     def _require_key(self) -> None:
         if self._key_missing:
             raise ChatConfigError(
@@ -319,10 +323,9 @@ class ChatClient:
                 f"{timeout or min(self.config.timeout, 15.0):.0f} s; check --base-url."
             ) from None
         except openai.APIConnectionError as err:
-            cause = err.__cause__ or err
+            cause = self._redact(f"{type(err.__cause__ or err).__name__}: {err.__cause__ or err}")
             raise ChatConfigError(
-                f"cannot reach {self.endpoint}: {type(cause).__name__}: {cause}. "
-                "Check --base-url and your network."
+                f"cannot reach {self.endpoint}: {cause}. Check --base-url and your network."
             ) from None
         except openai.APIStatusError as err:
             if err.status_code == 404 or err.status_code == 405 or err.status_code >= 500:
@@ -366,7 +369,7 @@ class ChatClient:
                     detail = err.detail
                 else:
                     reason, retryable, retry_after = _classify(err)
-                    detail = f"{type(err).__name__}: {_short(err)}"
+                    detail = f"{type(err).__name__}: {self._redact(_short(err))}"
                 if not retryable or attempt > self.config.max_retries:
                     raise ChatCallError(reason, detail, attempt) from None
                 with self._rng_lock:

@@ -87,7 +87,11 @@ def failure_rows(
 def _results(
     items: Iterable[PoemItem], store: ResultStore, backend: str, model: str, prompt_version: str
 ) -> Iterable[tuple[PoemItem, Any]]:
+    seen: set[str] = set()
     for item in items:
+        if item.id in seen:  # one row per poem id (the hook is keyed by id)
+            continue
+        seen.add(item.id)
         key = StoreKey(POEM_TASK, backend, model, prompt_version, input_hash(item.text))
         yield item, store.get(key)
 

@@ -5,7 +5,8 @@ package and converted once into the cache by :func:`uaes_hf.assets.packaged_mode
 Instead of generating a rationale token by token (seconds per poem on a CPU), the backend
 renders the rubric with the model's chat template, opens the assistant's answer with
 ``{ "score": `` and reads the next-token distribution over the digits "1".."5" in ONE
-forward pass. The score is the most likely digit; the expected score
+forward pass (over the poem and the rest of the rubric: the keys and values of the rubric
+text before the poem are computed once and reused). The score is the most likely digit; the expected score
 ``sum(d * p(d))`` (over the renormalised digit probabilities) and the probabilities are
 stored too.
 
@@ -22,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import threading
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,8 @@ class LocalRatingBackend:
         self._lm: Any = None
         self._tokenizer: Any = None
         self._digit_ids: list[int] = []
+        self._prefix_ids: list[int] = []  # chat template + rubric up to the poem
+        self._prefix_cache: Any = None  # the model's key/value cache of _prefix_ids
         self._lock = threading.Lock()
 
     def params(self) -> dict[str, Any]:
@@ -136,6 +140,23 @@ class LocalRatingBackend:
                     )
                 ids.append(encoded[0])
             self._digit_ids = ids
+            self._prefix_ids = self._shared_prefix_ids()
+            with torch.inference_mode():
+                out = self._lm(input_ids=torch.tensor([self._prefix_ids], device=self.device))
+            self._prefix_cache = out.past_key_values
+
+    def _shared_prefix_ids(self) -> list[int]:
+        """Token ids every prompt starts with: the template and rubric before the poem.
+
+        The last two tokens are left out, so a merge of the text just before the poem with
+        the poem's first characters cannot change them; :meth:`rate` checks the match.
+        """
+        marker = "\x00POEM\x00"
+        chat = self._tokenizer.apply_chat_template(
+            self.prompt.messages(marker), tokenize=False, add_generation_prompt=True
+        )
+        ids = self._tokenizer.encode(chat[: chat.index(marker)], add_special_tokens=False)
+        return ids[:-2]
 
     def prompt_ids(self, text: str) -> tuple[list[int], bool]:
         """Token ids of chat-templated rubric + assistant prefix; poem cut to fit if needed."""
@@ -161,8 +182,18 @@ class LocalRatingBackend:
         import torch
 
         ids, truncated = self.prompt_ids(text)
+        n_prefix = len(self._prefix_ids)
         with torch.inference_mode():
-            out = self._lm(input_ids=torch.tensor([ids], device=self.device), logits_to_keep=1)
+            if self._prefix_cache is not None and ids[:n_prefix] == self._prefix_ids:
+                # The rubric before the poem is the same for every poem: reuse its keys and
+                # values (a copy, the shared cache stays clean) and run only the rest.
+                out = self._lm(
+                    input_ids=torch.tensor([ids[n_prefix:]], device=self.device),
+                    past_key_values=copy.deepcopy(self._prefix_cache),
+                    logits_to_keep=1,
+                )
+            else:
+                out = self._lm(input_ids=torch.tensor([ids], device=self.device), logits_to_keep=1)
         dist = digit_distribution(out.logits[0, -1].float().cpu(), self._digit_ids)
         probs_text = "/".join(f"{p:.2f}" for p in dist["probs"])
         rationale = WEAK_NOTE.format(

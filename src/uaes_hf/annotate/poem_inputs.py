@@ -6,6 +6,10 @@
 - A ``.txt`` file: poems separated by lines holding only ``---`` (or, when there is no such
   line, by two or more blank lines); the id is the first 16 hex digits of the text's sha256.
 
+Ids are unique in the result: a repeated (id, text) pair is kept once, and one id with two
+different texts is a ``ValueError``. Distinct ids may share a text (rated once, both rows
+get the rating).
+
 Example:
     >>> import pathlib, tempfile
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "poems.txt"
@@ -47,7 +51,27 @@ def load_poems(path: str | Path, config: str = "main", limit: int | None = None)
         raise ValueError(f"{path} does not exist")
     if not items:
         raise ValueError(f"no poems found in {path}")
+    items = _unique_ids(items, path)
     return items[:limit] if limit else items
+
+
+def _unique_ids(items: list[PoemItem], source: Path) -> list[PoemItem]:
+    """One item per id: exact repeats (e.g. a poem pasted twice in a .txt file, whose id is
+    its text hash) are dropped; one id with two different texts is an error, because the
+    ratings file and the dataset hook are keyed by id."""
+    seen: dict[str, str] = {}
+    unique: list[PoemItem] = []
+    for item in items:
+        if item.id in seen:
+            if seen[item.id] != item.text:
+                raise ValueError(
+                    f"{source}: poem id {item.id!r} appears with two different texts; "
+                    "ids must be unique"
+                )
+            continue
+        seen[item.id] = item.text
+        unique.append(item)
+    return unique
 
 
 def _from_repo(folder: Path, config: str) -> list[PoemItem]:
