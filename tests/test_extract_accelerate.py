@@ -91,6 +91,8 @@ def test_two_process_accelerate_run_equals_single_process(tmp_path, tiny_llama_d
     assert multi.meta["world_size"] == 2 and single.meta["world_size"] == 1
     assert multi.features.shape == (len(MORE_TEXTS), 4, 32)
     np.testing.assert_allclose(multi.features, single.features, rtol=1e-5, atol=1e-6)
+    # the row ids of the dataset are kept, so features can be matched to records
+    assert multi.ids == single.ids == [f"p{i}" for i in range(len(MORE_TEXTS))]
 
     # a rerun under accelerate finds everything done and recomputes nothing
     again = subprocess.run(command, env=offline_env(), capture_output=True, text=True, timeout=240)

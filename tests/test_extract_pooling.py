@@ -83,7 +83,7 @@ def llama_extractor(tiny_llama_dir):
 
 
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.permutations(list(range(len(TEXTS)))))
 def test_features_follow_the_input_order(llama_extractor, permutation):
@@ -147,3 +147,28 @@ def test_oom_on_one_item_and_other_errors_propagate():
 
     with pytest.raises(RuntimeError, match="shape mismatch"):
         run_with_oom_backoff([0, 1], 2, broken)
+
+
+def test_real_model_out_of_memory_halves_the_batch_and_matches(tiny_llama_dir, capsys):
+    """A real model whose forward raises the CUDA OOM error for batches above 2 rows."""
+    model_dir = str(tiny_llama_dir)
+    extractor = TextFeatureExtractor(model_dir, batch_size=8, progress=False)
+    batch_rows: list[int] = []
+
+    def fail_when_too_big(_module, args, kwargs):
+        rows = kwargs["input_ids"].shape[0]
+        batch_rows.append(rows)
+        if rows > 2:  # what the accelerator does when a batch does not fit
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    handle = extractor.model.register_forward_pre_hook(fail_when_too_big, with_kwargs=True)
+    try:
+        layers, info = extractor(TEXTS)
+    finally:
+        handle.remove()
+    assert batch_rows[:3] == [7, 4, 2]  # 8 (all 7 items) -> 4 -> 2, then the run goes on
+    assert info["final_batch_size"] == 2 and extractor.batch_size == 2
+    assert info["n_batches"] == 4  # 7 items in batches of 2
+    assert "out of memory; batch size now 2" in capsys.readouterr().err
+    expected = brute_force(model_dir, TEXTS, "mean")
+    np.testing.assert_allclose(stacked(layers), expected, rtol=1e-4, atol=1e-5)

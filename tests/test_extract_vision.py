@@ -38,10 +38,16 @@ def test_timm_hooks_capture_every_block_residual_output(sample_images):
             manual.append(x)
     for got, tokens in zip(cls_layers, manual, strict=True):
         np.testing.assert_allclose(got, tokens[:, 0].numpy(), rtol=1e-4, atol=1e-5)
-    mean_layers, _ = VisionFeatureExtractor(
-        "vit_tiny_patch16_224", pretrained=False, pooling="mean", progress=False
-    )(sample_images[:1])
-    assert mean_layers[0].shape == (1, 192)
+    # mean pooling: the average of the patch tokens (CLS excluded) of every block
+    mean_extractor = VisionFeatureExtractor(
+        "vit_tiny_patch16_224", pretrained=False, pooling="mean", batch_size=3, progress=False
+    )
+    mean_extractor.model.load_state_dict(model.state_dict())  # same random weights
+    mean_layers, _ = mean_extractor(sample_images)
+    assert len(mean_layers) == 12
+    for got, tokens in zip(mean_layers, manual, strict=True):
+        expected = tokens[:, model.num_prefix_tokens :].mean(dim=1).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     assert info["n_batches"] == 2
     # preprocessing came from the model's own data config
     assert extractor.describe()["preprocessing"]["input_size"] == [3, 224, 224]
@@ -101,3 +107,35 @@ def test_packaged_dinov2_onnx_layers(sample_images):
     # different photos give clearly different final features
     a, b = layers[12]
     assert np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)) < 0.95
+
+
+def test_transformers_vision_model_hidden_states(tmp_path, sample_images):
+    """A transformers ViT (random weights from a config) read with its own image processor."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    torch.manual_seed(0)
+    config = ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+    )
+    ViTModel(config).save_pretrained(tmp_path)
+    processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    processor.save_pretrained(tmp_path)
+    for pooling in ("cls", "mean"):
+        extractor = VisionFeatureExtractor(
+            str(tmp_path), kind="hf_vision", pooling=pooling, batch_size=2, progress=False
+        )
+        layers, info = extractor(sample_images)
+        assert len(layers) == 4 and info["n_batches"] == 2  # embeddings + 3 blocks
+        model = ViTModel.from_pretrained(tmp_path).eval()
+        for index, path in enumerate(sample_images):  # one image at a time, by hand
+            pixels = processor(images=load_image(path), return_tensors="pt")["pixel_values"]
+            with torch.no_grad():
+                hidden = model(pixel_values=pixels, output_hidden_states=True).hidden_states
+            for got, tokens in zip(layers, hidden, strict=True):
+                expected = tokens[0, 0] if pooling == "cls" else tokens[0, 1:].mean(dim=0)
+                np.testing.assert_allclose(got[index], expected.numpy(), rtol=1e-4, atol=1e-5)

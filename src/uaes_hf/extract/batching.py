@@ -66,12 +66,18 @@ def run_with_oom_backoff(
         except Exception as error:
             if not is_out_of_memory(error):
                 raise
-            _free_accelerator_memory()
             if batch_size == 1:
                 raise MemoryError(
                     f"out of memory on a batch of one item (index {batch[0]}); "
                     "lower --max-length or use a smaller dtype"
                 ) from error
+            out_of_memory = True
+        else:
+            out_of_memory = False
+        if out_of_memory:
+            # Freed only here, after the except block: until then the traceback's frames
+            # still hold the failed batch's tensors.
+            _free_accelerator_memory()
             batch_size = max(1, batch_size // 2)
             if on_backoff is not None:
                 on_backoff(batch_size)

@@ -30,7 +30,13 @@ import numpy as np
 
 from uaes_hf.extract.batching import length_sorted_order, positions_from_mask, run_with_oom_backoff
 from uaes_hf.extract.registry import resolve_model
-from uaes_hf.extract.text import local_source, resolve_device, resolve_dtype, validate_texts
+from uaes_hf.extract.text import (
+    local_source,
+    packaged_revision,
+    resolve_device,
+    resolve_dtype,
+    validate_texts,
+)
 
 # Stored as four one-wide "layers", so perplexity reuses the feature store's shards/resume.
 PERPLEXITY_COLUMNS = ("nll_nats", "n_predicted_tokens", "n_bytes", "truncated")
@@ -91,7 +97,11 @@ class PerplexityScorer:
         if self.head is None:
             raise ValueError(f"{self.spec.key} has no LM head; perplexity needs a causal LM")
         self.softcap = getattr(self.model.config, "final_logit_softcapping", None)
-        self.model_revision = getattr(self.model.config, "_commit_hash", None) or self.revision
+        self.model_revision = (
+            getattr(self.model.config, "_commit_hash", None)
+            or self.revision
+            or packaged_revision(self.spec)
+        )
         self.bos_id = self.tokenizer.bos_token_id
         if self.bos_id is None:
             self.bos_id = self.tokenizer.eos_token_id

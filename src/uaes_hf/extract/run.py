@@ -203,6 +203,7 @@ def extract_to_store(
     dist: Distributed | None = None,
     extractor: Extractor | None = None,
     dataset_info: dict[str, Any] | None = None,
+    ids: Sequence[Any] | None = None,
 ) -> StoreEntry:
     """Extract features of ``items`` with one model into ``store``, resumably.
 
@@ -215,6 +216,9 @@ def extract_to_store(
         options: pooling, batch size, dtypes, shard size...
         dist: rank/world/barrier (default: a single process).
         extractor: an already-built extractor (default: built lazily, only if work is left).
+        dataset_info: extra dataset metadata recorded in ``meta.json``.
+        ids: record ids of the items, in order, recorded in ``meta.json`` as ``"ids"`` so
+            each feature row can be matched to its record (one per item).
 
     Returns:
         The store entry (complete once rank 0 has merged).
@@ -226,6 +230,10 @@ def extract_to_store(
     if len(column) == 0:
         raise ValueError("no items to extract")
     spec = model if isinstance(model, ModelSpec) else expand_models([model])[0]
+    if ids is not None:
+        ids = [_jsonable_id(value) for value in ids]
+        if len(ids) != len(column):
+            raise ValueError(f"ids has {len(ids)} entries for {len(column)} items")
     if fingerprint is None:
         fingerprint = dataset_fingerprint(column.items)
     pooling = effective_pooling(spec, options)
@@ -271,11 +279,24 @@ def extract_to_store(
             "package_version": _package_version(),
             **{k: v for k, v in (description or {}).items() if k not in ("model", "pooling")},
         }
+        if ids is not None:
+            meta["ids"] = ids
         meta = entry.merge(ranges, meta)
         totals = meta.get("totals", {})
         _report(spec.key, meta, totals)
     dist.barrier()
     return entry
+
+
+def _jsonable_id(value: Any) -> Any:
+    """A record id as JSON can store it (numpy integers become int, others str)."""
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return value
+    if hasattr(value, "item"):
+        value = value.item()
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return str(value)
 
 
 def _report(key: str, meta: dict[str, Any], totals: dict[str, Any]) -> None:
@@ -331,6 +352,8 @@ def run_extraction(args: argparse.Namespace, dist: Distributed | None = None) ->
         "dataset_limit": args.limit,
     }
     _log(dist, f"{len(data)} items from {key} (fingerprint {fingerprint}); world size {dist.world}")
+    # Record ids let users (and the Space) match feature rows to records.
+    ids = list(data[args.id_column]) if args.id_column in data.column_names else None
     entries = []
     for spec in specs:
         column_name = args.column if spec.modality == "text" else args.image_column
@@ -344,6 +367,7 @@ def run_extraction(args: argparse.Namespace, dist: Distributed | None = None) ->
             options=options,
             dist=dist,
             dataset_info={**info, "dataset_column": column_name},
+            ids=ids,
         )
         entries.append(entry)
         _log(dist, f"{spec.key}: {entry.path}")
@@ -392,6 +416,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--revision", default=None, help="Hub dataset revision (branch/tag)")
     parser.add_argument(
         "--column", default="text", help="text column for text models (default: text)"
+    )
+    parser.add_argument(
+        "--id-column",
+        default="id",
+        help="record id column, stored in meta.json as `ids` when present (default: id)",
     )
     parser.add_argument(
         "--image-column", default="image", help="image column for vision models (default: image)"

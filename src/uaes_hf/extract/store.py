@@ -227,6 +227,12 @@ class StoredFeatures:
         return int(self.meta["n_layers"])
 
     @property
+    def ids(self) -> list[Any] | None:
+        """Record ids of the feature rows, in order, when extraction recorded them."""
+        ids = self.meta.get("ids")
+        return list(ids) if isinstance(ids, list) else None
+
+    @property
     def ragged(self) -> bool:
         """True when layers differ in width (stored one tensor per layer)."""
         return self.meta.get("dim") is None
@@ -382,8 +388,8 @@ class FeatureStore:
         """Load stored features.
 
         Args:
-            dataset: the dataset name used at extraction (a path or Hub id, as given to
-                ``--dataset``), or the data itself (``datasets.Dataset`` or list of items),
+            dataset: the dataset name used at extraction (the path or Hub id given to
+                ``--dataset``, or its full key ``path@config:split``), or the data itself (``datasets.Dataset`` or list of items),
                 whose fingerprint then selects and verifies the entry.
             model: the model name used at extraction (registry key, Hub id or path).
             pooling: ``mean``, ``last``, ``cls`` ...; None accepts the only one stored.
@@ -407,7 +413,7 @@ class FeatureStore:
         candidates = [
             meta
             for meta in self.entries()
-            if (name is None or meta.get("dataset") == name or _slug_eq(meta.get("dataset"), name))
+            if (name is None or _names_dataset(meta, name))
             and model in (meta.get("model"), meta.get("model_id"))
             and (pooling is None or meta.get("pooling") == pooling)
         ]
@@ -428,11 +434,12 @@ class FeatureStore:
             candidates = matching
         if len(candidates) > 1:
             options = [
-                (meta["dataset_fingerprint"], meta["pooling"], meta.get("created"))
+                (meta.get("dataset"), meta["dataset_fingerprint"], meta["pooling"])
                 for meta in candidates
             ]
             raise ValueError(
-                f"several stored entries match {what}: {options}; pass pooling= or fingerprint="
+                f"several stored entries match {what}: {options}; pass the full dataset key "
+                "(path@config:split), pooling= or fingerprint="
             )
         meta = candidates[0]
         return StoredFeatures(path=Path(meta.pop("path")), meta=meta, mmap=mmap)
@@ -440,3 +447,12 @@ class FeatureStore:
 
 def _slug_eq(stored: str | None, name: str) -> bool:
     return stored is not None and slugify(stored) == slugify(name)
+
+
+def _names_dataset(meta: Mapping[str, Any], name: str) -> bool:
+    """``name`` is the stored dataset key (``path@config:split``) or the ``--dataset`` given."""
+    stored = meta.get("dataset")
+    if stored == name or _slug_eq(stored, name):
+        return True
+    source = meta.get("dataset_source")
+    return isinstance(source, str) and _slug_eq(source, name)

