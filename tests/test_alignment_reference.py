@@ -203,13 +203,13 @@ def test_mutual_knn_matrix_and_layer_grid_match_pairwise_scores():
 
 def test_chunked_equals_unchunked_exactly_including_ties():
     rng = np.random.default_rng(11)
-    x = rng.normal(size=(1100, 16)).astype(np.float32)  # spans several 512-row tiles
+    x = rng.normal(size=(2300, 16)).astype(np.float32)  # spans three 1024-row CPU tiles
     x[700] = x[3]  # exact duplicate: ties at many ranks
-    x[1000] = 2.0 * x[50]
+    x[2200] = 2.0 * x[50]
     x[900:905] = x[900]
     with pytest.warns(UserWarning):
         reference = nearest_neighbors(x, 10, chunk_size=x.shape[0])
-    for chunk in (1, 7, 512, 600):
+    for chunk in (1, 1500, 2048):
         with pytest.warns(UserWarning):
             index = nearest_neighbors(x, 10, chunk_size=chunk)
         np.testing.assert_array_equal(index.indices, reference.indices)
@@ -219,6 +219,29 @@ def test_chunked_equals_unchunked_exactly_including_ties():
     assert list(reference.indices[901, :4]) == [900, 902, 903, 904]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_wide_features_match_reference(dtype):
+    """N <= D takes the path that scales similarities instead of normalising rows."""
+    a, b = random_pair(15, n=50, d_a=64, d_b=300)
+    b[:, :5] *= 1e-3  # uneven column scales
+    a[7] *= 1e6  # and uneven row norms
+    a[8] *= 1e-6
+    for k in (1, 5, 12):
+        expected = ref_mutual_knn_per_sample(a, b, k)
+        np.testing.assert_array_equal(mutual_knn_per_sample(a, b, k, dtype=dtype), expected)
+    index = nearest_neighbors(a, 5, dtype=dtype)
+    xn = ref_normalize(a)
+    expected_sims = np.sort(xn @ xn.T - 3 * np.eye(50), axis=1)[:, ::-1][:, :5]
+    np.testing.assert_allclose(index.similarities, expected_sims, atol=1e-6)
+    assert index.indices.tolist() == [row[:5] for row in ref_neighbor_lists(a, 5)]
+    assert cknna(a, b, 6, dtype="float64") == pytest.approx(ref_cknna(a, b, 6), rel=1e-9)
+    # wide data with duplicate rows still announce them and break ties by the lower index
+    a[30] = a[2]
+    with pytest.warns(UserWarning, match="duplicate"):
+        dup = nearest_neighbors(a, 3, dtype=dtype)
+    assert dup.indices[2, 0] == 30 and dup.indices[30, 0] == 2
+
+
 def test_float64_path_and_torch_input():
     torch = pytest.importorskip("torch")
     a, b = random_pair(12, n=64)
@@ -226,6 +249,9 @@ def test_float64_path_and_torch_input():
     assert index.similarities.dtype == np.float64
     assert nearest_neighbors(a, 5).similarities.dtype == np.float32
     score64 = mutual_knn(torch.from_numpy(a), torch.from_numpy(b), 5, dtype="float64")
+    wide = torch.randn(20, 40, requires_grad=True)  # a tensor that tracks gradients works too
+    assert mutual_knn(wide, wide * 2, 3) == 1.0
+    assert mutual_knn(wide[:, :8], wide[:, :8], 3) == 1.0
     assert score64 == pytest.approx(ref_mutual_knn_per_sample(a, b, 5).mean(), abs=1e-12)
     xn = ref_normalize(a)
     expected_sims = np.sort(xn @ xn.T - 3 * np.eye(64), axis=1)[:, ::-1][:, :5]
@@ -250,7 +276,9 @@ def test_random_features_score_near_chance():
 
 # ---------------------------------------------------------------- invariances
 
-shapes = st.tuples(st.integers(12, 40), st.integers(2, 10), st.integers(1, 6))
+# D ranges past N so that both search paths run (normalise rows when N > D; scale the
+# similarities when N <= D).
+shapes = st.tuples(st.integers(12, 40), st.integers(2, 48), st.integers(1, 6))
 
 
 @settings(max_examples=25, deadline=None)

@@ -111,3 +111,36 @@ def test_gradio_app_end_to_end(tmp_path):
         demo.close()
     assert "mutual kNN** = 1.0000" in summary
     assert '"chance_level"' in raw
+
+
+@pytest.mark.slow
+def test_load_by_relative_path_from_the_repo_root_offline(tmp_path):
+    """What the README tells users to type, in a fresh process with the Hub switched off."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, numpy as np, evaluate\n"
+        "m = evaluate.load('metrics/mutual_knn')\n"
+        "x = np.random.default_rng(0).normal(size=(80, 6))\n"
+        "print(json.dumps(m.compute(predictions=x, references=2 * x, k=5)))\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf_home"),  # an empty cache: nothing can come from it
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=HERE.parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"mutual_knn": 1.0, "chance_level": pytest.approx(5 / 79)}

@@ -3,6 +3,8 @@
 Formats, by extension: ``.npy``, ``.safetensors`` (the only tensor, or the one named by
 ``key``), ``.pt``/``.pth`` (a tensor, or a dict of tensors with ``key``; loaded with
 ``weights_only=True``), ``.csv`` (numeric, comma-separated, an optional header row).
+:func:`read_layers` also reads a feature-store entry folder (``features.safetensors`` +
+``meta.json``, see ``uaes_hf.extract.store``) as a list of per-layer matrices.
 Every failure is a ``ValueError`` that names the file and the problem; used by
 ``uaes align`` and the Gradio apps.
 
@@ -67,6 +69,69 @@ def read_features(
     except Exception as err:  # any parser failure becomes one clear message
         raise ValueError(f"{path}: cannot read as {suffix} ({type(err).__name__}: {err})") from err
     return _check_array(np.asarray(array), path, ndim)
+
+
+def read_layers(
+    path: str | Path, *, key: str | None = None, max_bytes: int | None = DEFAULT_MAX_BYTES
+) -> list[np.ndarray]:
+    """Read the layers of a representation as a list of ``N x D_l`` matrices.
+
+    ``path`` is a feature file (an ``N x D`` matrix is one layer, an ``N x L x D`` stack is
+    L layers) or a feature-store entry folder holding ``features.safetensors`` (one
+    ``features`` tensor ``N x L x D``, or ``layer_000``, ``layer_001``, ... tensors for
+    layers of different widths) and ``meta.json``.
+
+    Example:
+        >>> import numpy as np, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "stack.npy"
+        >>> np.save(path, np.ones((5, 3, 2)))
+        >>> [layer.shape for layer in read_layers(path)]
+        [(5, 2), (5, 2), (5, 2)]
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _read_store_entry(path, max_bytes)
+    array = read_features(path, key=key, max_bytes=max_bytes, ndim=(2, 3))
+    if array.ndim == 2:
+        return [array]
+    if array.shape[1] == 0:
+        raise ValueError(f"{path}: the layer stack has zero layers (shape {array.shape})")
+    return [array[:, layer] for layer in range(array.shape[1])]
+
+
+def _read_store_entry(folder: Path, max_bytes: int | None) -> list[np.ndarray]:
+    tensors = folder / "features.safetensors"
+    if not tensors.is_file():
+        raise ValueError(
+            f"{folder}: a folder must be a feature-store entry with features.safetensors "
+            f"(give the <dataset>/<fingerprint>/<model>/<pooling> folder)"
+        )
+    if not (folder / "meta.json").is_file():
+        raise ValueError(f"{folder}: no meta.json, so the entry is incomplete (extraction ran?)")
+    size = tensors.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{tensors}: {size} bytes is above the limit of {max_bytes} bytes")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(tensors), framework="pt") as handle:
+            names = sorted(handle.keys())
+            if "features" in names:
+                stacked = _tensor_to_numpy(handle.get_tensor("features"))
+                layers = None
+            else:
+                layer_names = [name for name in names if name.startswith("layer_")]
+                if not layer_names:
+                    raise ValueError(f"{tensors}: no 'features' or 'layer_NNN' tensors: {names}")
+                layers = [_tensor_to_numpy(handle.get_tensor(name)) for name in layer_names]
+    except ValueError:
+        raise
+    except Exception as err:
+        raise ValueError(f"{tensors}: cannot read ({type(err).__name__}: {err})") from err
+    if layers is None:
+        stacked = _check_array(stacked, tensors, (3,))
+        return [stacked[:, layer] for layer in range(stacked.shape[1])]
+    return [_check_array(layer, tensors, (2,)) for layer in layers]
 
 
 def _check_array(array: np.ndarray, path: Path, ndim: tuple[int, ...]) -> np.ndarray:

@@ -157,11 +157,20 @@ def grid_null_test(
 
 
 def _is_stack(x: Any) -> bool:
+    from uaes_hf.alignment.neighbors import NeighborIndex
     from uaes_hf.alignment.validation import feature_shape
 
     if isinstance(x, (list, tuple)):
-        return True
-    from uaes_hf.alignment.neighbors import NeighborIndex
+        # A list of layers holds matrices (or indices); a nested list of rows holds rows.
+        if not x:
+            return True
+        first = x[0]
+        if isinstance(first, NeighborIndex):
+            return True
+        try:
+            return len(feature_shape(first, "features")) >= 2
+        except ValueError:
+            return False
 
     return not isinstance(x, NeighborIndex) and len(feature_shape(x, "features")) == 3
 
@@ -205,7 +214,14 @@ def permutation_test(
     n_permutations = check_count(n_permutations, "n_permutations")
     check_alpha(alpha)
     search = {"device": device, "dtype": dtype, "chunk_size": chunk_size}
-    if _is_stack(features_a) or _is_stack(features_b):
+    stacked = (_is_stack(features_a), _is_stack(features_b))
+    if stacked[0] != stacked[1]:
+        kinds = ["a layer stack" if flag else "an N x D matrix" for flag in stacked]
+        raise ValueError(
+            f"A is {kinds[0]} but B is {kinds[1]}: pass both as layer stacks (N x L x D "
+            f"arrays or lists of N x D_l matrices) or both as N x D matrices"
+        )
+    if stacked[0]:
         if metric != "mutual_knn":
             raise ValueError(
                 f"layer stacks are supported for metric='mutual_knn' only, not {metric!r}"

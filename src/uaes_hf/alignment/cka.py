@@ -212,6 +212,8 @@ def cknna(
     n = check_same_samples(sample_count(features_a), sample_count(features_b))
     if isinstance(k, int) and not isinstance(k, bool) and k < 2:
         raise ValueError(f"CKNNA needs k >= 2, got k={k}")
+    if n == 0:
+        raise ValueError("the features have zero rows (samples): there is nothing to compare")
     if n < 4:
         raise ValueError(f"CKNNA needs at least N=4 samples, got N={n}")
     index_a, index_b = neighbor_pair(
@@ -241,8 +243,8 @@ def cka_null_test(
 
     rng = np.random.default_rng(seed)
     if metric == "cknna" and k is not None:
-        observed = cknna(features_a, features_b, k, **search)
         index_a, index_b = neighbor_pair(features_a, features_b, k, **search)
+        observed = cknna(index_a, index_b, k)  # validates k >= 2 and N >= 4; no new search
         self_a, self_b = _self_edge_hsic(index_a), _self_edge_hsic(index_b)
         n = index_a.n_samples
 

@@ -31,13 +31,12 @@ from uaes_hf.alignment.validation import _is_torch_tensor, check_k, check_matrix
 
 # Upper bound on the elements of one chunk x N similarity block (128 MiB in float32).
 DEFAULT_BLOCK_ELEMENTS = 1 << 25
-# Similarities are computed in fixed tile x tile blocks: block (t, u) with t <= u is always
-# the same matmul keys[t] @ keys[u].T, and block (u, t) is its transpose. Two reasons: the
-# result is bit-for-bit independent of chunk_size (BLAS may round a row differently inside
-# a matmul of another shape), and within a chunk each off-diagonal block is computed once,
-# which nearly halves the work when the whole problem fits in one chunk.
-# Smaller tiles run far below peak on CPU BLAS; GPUs want bigger ones.
-ROW_TILE = {"cpu": 512, "cuda": 2048}
+# Similarities are computed one fixed tile of query rows at a time, always as the same
+# matmul keys[tile] @ keys.T: a row's values then depend on its tile and N only, so results
+# are bit-for-bit independent of chunk_size (BLAS may round a row differently inside a
+# matmul of another shape). One big panel per tile keeps BLAS near peak; computing only one
+# triangle in small blocks measured slower on CPU (MKL, 2 threads) than the full product.
+ROW_TILE = {"cpu": 1024, "cuda": 2048}
 
 
 def row_tile(device: Any) -> int:
@@ -165,9 +164,10 @@ def nearest_neighbors(
         k: neighbours per row (``1 <= k < N``).
         device: ``"cpu"``, ``"cuda"`` or ``None`` (the tensor's device, else CPU).
         dtype: ``"float32"`` (default) or ``"float64"`` for the similarity arithmetic.
-        chunk_size: query rows per block (rounded up to a multiple of
-            :func:`row_tile`);
-            default keeps a block under 2**25 elements. It changes memory, never results.
+        chunk_size: query rows per block, rounded up to a multiple of :func:`row_tile`
+            (1024 rows on CPU, 2048 on CUDA); the default keeps a block near 2**25
+            elements. Peak memory is about ``chunk x N`` similarities plus ``N x D`` keys;
+            chunk_size changes memory, never results.
         name: how error messages refer to ``features``.
 
     Returns:
@@ -193,11 +193,22 @@ def nearest_neighbors(
     tile = row_tile(dev)
     chunk_size = -(-chunk_size // tile) * tile
 
-    keys = normalized_tensor(features, device=dev, dtype=tdtype)
-    # Rows that are equal after normalisation (duplicates, positive multiples) are searched
-    # once and their similarity columns copied, so they tie exactly and the lower index wins
-    # (BLAS may otherwise round two identical columns differently).
-    unique_keys, representative = _deduplicate(keys)
+    tensor = torch.as_tensor(features).detach().to(device=dev, dtype=tdtype)
+    # F.normalize's denominator: rows / denom is exactly F.normalize(rows).
+    denom = tensor.norm(2.0, 1, keepdim=True).clamp_min(1e-12)
+    if _scale_after_product(tensor, denom):
+        # N <= D: scaling the similarities costs less than normalising the N x D rows. The
+        # columns are scaled before the top-k (1/|x_j|) and the k values of row i after it
+        # (1/|x_i|, which does not change row i's order): the same cosines up to rounding.
+        inverse_norms = 1.0 / denom
+        unique_keys, representative = tensor, torch.arange(n, device=dev)
+        scale, row_scale = inverse_norms.T, inverse_norms
+    else:
+        # Rows that are equal after normalisation (duplicates, positive multiples) are
+        # searched once and their similarity columns copied, so they tie exactly and the
+        # lower index wins (BLAS may otherwise round two identical columns differently).
+        unique_keys, representative = _deduplicate(tensor / denom)
+        scale = row_scale = None
     duplicates = n - int(unique_keys.shape[0])
     out_idx = np.empty((n, k), dtype=np.int64)
     out_sim = np.empty((n, k), dtype=np.float64 if tdtype == torch.float64 else np.float32)
@@ -205,7 +216,7 @@ def nearest_neighbors(
     with torch.no_grad():
         for start in range(0, int(unique_keys.shape[0]), chunk_size):
             stop = min(start + chunk_size, int(unique_keys.shape[0]))
-            sim = _similarity_rows(unique_keys, start, stop)
+            sim = _similarity_rows(unique_keys, start, stop, scale)
             if duplicates:
                 rows = ((representative >= start) & (representative < stop)).nonzero().ravel()
                 sim = sim[representative[rows] - start][:, representative]
@@ -213,6 +224,8 @@ def nearest_neighbors(
                 rows = torch.arange(start, stop, device=dev)
             sim[torch.arange(rows.numel(), device=dev), rows] = -torch.inf  # never itself
             idx, values, n_tied = _topk_rows(sim, k)
+            if row_scale is not None:
+                values = values * row_scale[rows]
             rows_np = rows.cpu().numpy()
             out_idx[rows_np] = idx.cpu().numpy()
             out_sim[rows_np] = values.cpu().numpy()
@@ -235,57 +248,87 @@ def nearest_neighbors(
     return NeighborIndex(out_idx, out_sim)
 
 
-def _similarity_rows(keys: Any, start: int, stop: int) -> Any:
-    """Cosine similarities of rows ``start:stop`` (whole tiles) against all rows."""
+def _similarity_rows(keys: Any, start: int, stop: int, scale: Any = None) -> Any:
+    """Similarities of rows ``start:stop`` (whole tiles) against all rows.
+
+    ``keys`` are normalised rows (cosines directly), or raw rows with ``scale`` the
+    ``1 x N`` inverse norms that multiply each column (the rows' own norms, which do not
+    change their order, are applied by the caller to the k values kept).
+    """
     import torch
 
-    n = keys.shape[0]
     tile = row_tile(keys.device)
-    tiles = [(lo, min(lo + tile, n)) for lo in range(0, n, tile)]
-    sim = torch.empty((stop - start, n), dtype=keys.dtype, device=keys.device)
-    for r0, r1 in tiles:
-        if not start <= r0 < stop:
-            continue
-        for c0, c1 in tiles:
-            if c0 >= r0:
-                block = keys[r0:r1] @ keys[c0:c1].T
-            elif c0 >= start:  # computed earlier in this chunk as block (c, r)
-                block = sim[c0 - start : c1 - start, r0:r1].T
-            else:
-                block = (keys[c0:c1] @ keys[r0:r1].T).T
-            sim[r0 - start : r1 - start, c0:c1] = block
+    sim = torch.empty((stop - start, keys.shape[0]), dtype=keys.dtype, device=keys.device)
+    for r0 in range(start, stop, tile):
+        r1 = min(r0 + tile, stop)
+        block = sim[r0 - start : r1 - start]
+        torch.matmul(keys[r0:r1], keys.T, out=block)
+        if scale is not None:
+            block.mul_(scale)
     return sim
+
+
+def _scale_after_product(tensor: Any, denom: Any) -> bool:
+    """Whether to skip normalising rows and scale the similarities instead.
+
+    Only when N <= D (cheaper), no two rows can be equal after normalisation (their first
+    columns, normalised, all differ; duplicates need the normalised path's exact ties), and
+    norms are moderate (a raw product of huge rows could overflow, of tiny ones underflow).
+    """
+    n, d = tensor.shape
+    if n > d or not bool(((denom > 1e-15) & (denom < 1e15)).all()):
+        return False
+    prefix = np.ascontiguousarray((tensor[:, :4] / denom).cpu().numpy())
+    return int(np.unique(_as_bytes(prefix)).size) == n
 
 
 def _deduplicate(keys: Any) -> tuple[Any, Any]:
     """Unique rows (first occurrences, in order) and each row's position among them."""
     import torch
 
-    host = keys.cpu().numpy() if keys.device.type != "cpu" else keys.numpy()
-    first: dict[bytes, int] = {}
-    representative = np.empty(host.shape[0], dtype=np.int64)
-    for i, row in enumerate(np.ascontiguousarray(host)):
-        representative[i] = first.setdefault(row.tobytes(), len(first))
-    if len(first) == host.shape[0]:
-        return keys, torch.arange(host.shape[0], device=keys.device)
-    firsts = np.unique(representative, return_index=True)[1]
-    index = torch.as_tensor(firsts, device=keys.device)
+    n = int(keys.shape[0])
+    # Equal rows have equal bytes. A few leading columns first: rows that differ there
+    # cannot be duplicates, so the full-row comparison runs only when some prefix repeats.
+    prefix = np.ascontiguousarray(keys[:, :4].cpu().numpy())
+    if np.unique(_as_bytes(prefix)).size == n:
+        return keys, torch.arange(n, device=keys.device)
+    host = np.ascontiguousarray(keys.cpu().numpy())
+    # Sorting rows as opaque byte strings finds the duplicates in O(N log N) comparisons.
+    _, first, inverse = np.unique(_as_bytes(host), return_index=True, return_inverse=True)
+    if first.size == n:
+        return keys, torch.arange(n, device=keys.device)
+    order = np.argsort(first, kind="stable")  # unique rows in order of first occurrence
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    representative = rank[inverse.ravel()]
+    index = torch.as_tensor(first[order], device=keys.device)
     return keys[index], torch.as_tensor(representative, device=keys.device)
+
+
+def _as_bytes(rows: np.ndarray) -> np.ndarray:
+    """View each row of a C-contiguous 2-D array as one opaque byte string."""
+    return rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
 
 
 def _topk_rows(sim: Any, k: int) -> tuple[Any, Any, int]:
     """Deterministic row-wise top-k of a similarity block; returns (idx, values, #tied)."""
     import torch
 
-    values, indices = torch.topk(sim, k, dim=1, largest=True, sorted=True)
+    # One more than needed: a row's set is ambiguous exactly when its (k+1)-th value
+    # equals its k-th (a tie at the k-th place that spills beyond the k slots).
+    extra = min(k + 1, sim.shape[1])
+    values, indices = torch.topk(sim, extra, dim=1, largest=True, sorted=True)
+    if extra > k:
+        tied = (values[:, k] == values[:, k - 1]).nonzero().ravel()
+        values, indices = values[:, :k], indices[:, :k]
+    else:
+        tied = torch.zeros(0, dtype=torch.long, device=sim.device)
     # topk's order among equal values is unspecified: order by (similarity desc, index asc).
     indices, by_index = torch.sort(indices, dim=1)
     values = values.gather(1, by_index)
     values, by_value = torch.sort(values, dim=1, descending=True, stable=True)
     indices = indices.gather(1, by_value)
-    # A row whose k-th value is shared beyond the k slots has an ambiguous set: redo it
-    # with a full stable sort so that the lower index wins.
-    tied = ((sim >= values[:, -1:]).sum(dim=1) > k).nonzero().ravel()
+    # Redo ambiguous rows with a full stable sort so that the lower index wins.
     if tied.numel():
         full_values, full_indices = torch.sort(sim[tied], dim=1, descending=True, stable=True)
         values[tied] = full_values[:, :k]

@@ -36,6 +36,8 @@ def check_k(k: Any, n_samples: int, *, minimum: int = 1) -> int:
     k = int(k)
     if k < minimum:
         raise ValueError(f"k must be an integer >= {minimum}, got k={k}")
+    if n_samples == 0:
+        raise ValueError("the features have zero rows (samples): there is nothing to compare")
     if n_samples <= k:
         raise ValueError(
             f"k={k} needs at least k + 1 = {k + 1} samples (each sample's k neighbours "

@@ -1,7 +1,9 @@
 """``uaes align``: score the alignment of two feature files.
 
-Example:
-    uaes align llm.npy vit.safetensors --k 10 --permutations 1000 --json
+Examples:
+    uaes align llm.npy vit.safetensors -k 10 --permutations 1000 --json
+    uaes align features/poems/<fp>/smollm2-135m/mean features/poems/<fp>/gpt2/mean
+        (feature-store folders or N x L x D stacks: best layer pair, search-corrected)
 """
 
 from __future__ import annotations
@@ -23,13 +25,31 @@ def register(subparsers: Any) -> None:
             "Score the alignment of two representations of the same N samples (row i of "
             "both files is sample i). Prints the score, the chance level k/(N-1) for kNN "
             "metrics, and with --permutations a calibrated score ((s - tau)/(1 - tau), tau "
-            "the 95%% quantile of scores with B's rows shuffled) and a permutation p-value."
+            "the (1 - alpha) quantile of scores with B's rows shuffled) and a permutation p-value."
         ),
-        epilog="Files: .npy, .safetensors (--key for several tensors), .pt, .csv (numeric).",
+        epilog=(
+            "Inputs: .npy, .safetensors (--key for several tensors), .pt, .csv (numeric), "
+            "each N x D or an N x L x D layer stack, or a feature-store entry folder "
+            "(features.safetensors + meta.json from `uaes extract`). When an input has "
+            "several layers and no --layer-a/--layer-b picks one, every layer pair is "
+            "scored and the best is reported; its permutation null (--permutations) takes "
+            "the max over the grid, so the search is corrected."
+        ),
     )
-    parser.add_argument("a_file", help="features of model A: N x D_a")
-    parser.add_argument("b_file", help="features of model B: N x D_b (same N, same order)")
-    parser.add_argument("--k", type=int, default=10, help="neighbours per sample (default 10)")
+    parser.add_argument("a_file", help="features of model A: N x D_a file, stack, or store folder")
+    parser.add_argument("b_file", help="features of model B: same N samples, same row order")
+    parser.add_argument(
+        "-k", "--k", type=int, default=10, help="neighbours per sample (default 10)"
+    )
+    parser.add_argument(
+        "--layer-a", type=int, help="use this layer of A (negative counts from the last)"
+    )
+    parser.add_argument(
+        "--layer-b", type=int, help="use this layer of B (negative counts from the last)"
+    )
+    parser.add_argument(
+        "--grid", metavar="OUT.csv", help="with a layer search, write the L_A x L_B score grid"
+    )
     parser.add_argument(
         "--metric", choices=METRIC_CHOICES, default="mutual_knn", help="default mutual_knn"
     )
@@ -74,7 +94,78 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pick_layer(layers: list[Any], index: int | None, name: str) -> list[Any]:
+    if index is None:
+        return layers
+    if not -len(layers) <= index < len(layers):
+        raise ValueError(
+            f"--layer-{name} {index} is out of range: {name.upper()} has {len(layers)} layer(s)"
+        )
+    return [layers[index]]
+
+
 def _align(args: argparse.Namespace) -> dict[str, Any]:
+    from uaes_hf.feature_files import read_layers
+
+    layers_a = _pick_layer(read_layers(args.a_file, key=args.key), args.layer_a, "a")
+    layers_b = _pick_layer(read_layers(args.b_file, key=args.key), args.layer_b, "b")
+    if len(layers_a) == 1 and len(layers_b) == 1:
+        if args.grid:
+            raise ValueError("--grid needs a layer search (inputs with several layers)")
+        return _align_pair(args, layers_a[0], layers_b[0])
+    return _align_layers(args, layers_a, layers_b)
+
+
+def _align_layers(args: argparse.Namespace, layers_a: list[Any], layers_b: list[Any]) -> dict:
+    import numpy as np
+
+    from uaes_hf.alignment import best_layer_pair, chance_level
+
+    if args.metric != "mutual_knn":
+        raise ValueError(
+            f"a layer search is available for --metric mutual_knn only; pick one layer of "
+            f"each input with --layer-a/--layer-b to use {args.metric}"
+        )
+    if args.per_sample:
+        raise ValueError("--per-sample needs one layer per input; add --layer-a/--layer-b")
+    found = best_layer_pair(
+        layers_a,
+        layers_b,
+        args.k,
+        permutations=args.permutations,
+        alpha=args.alpha,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        progress=args.permutations >= 200,
+    )
+    if args.grid:
+        np.savetxt(args.grid, found.grid, delimiter=",", fmt="%.6f")
+    n = int(layers_a[0].shape[0])
+    result: dict[str, Any] = {
+        "metric": "mutual_knn",
+        "n_samples": n,
+        "k": found.k,
+        "layers_a": len(layers_a),
+        "layers_b": len(layers_b),
+        "best_layer_a": found.layer_a if args.layer_a is None else args.layer_a,
+        "best_layer_b": found.layer_b if args.layer_b is None else args.layer_b,
+        "score": found.score,
+        "chance_level": chance_level(found.k, n),
+    }
+    if found.calibration is not None:
+        result.update(
+            calibrated_score=found.calibration.calibrated,
+            p_value=found.calibration.p_value,
+            null_quantile=found.calibration.null_quantile,
+            n_permutations=found.calibration.n_permutations,
+        )
+    if args.json:
+        result["grid"] = found.grid.tolist()
+    return result
+
+
+def _align_pair(args: argparse.Namespace, a: Any, b: Any) -> dict[str, Any]:
     import numpy as np
 
     from uaes_hf.alignment import (
@@ -83,10 +174,7 @@ def _align(args: argparse.Namespace) -> dict[str, Any]:
         permutation_test,
         score,
     )
-    from uaes_hf.feature_files import read_features
 
-    a = read_features(args.a_file, key=args.key)
-    b = read_features(args.b_file, key=args.key)
     search = {"device": args.device, "dtype": args.dtype}
     if args.per_sample and args.metric != "mutual_knn":
         raise ValueError("--per-sample is available for --metric mutual_knn only")
