@@ -263,7 +263,7 @@ class TextFeatureExtractor:
         order = length_sorted_order(lengths)
         pooled: np.ndarray | None = None
         stats = {"n_tokens": 0, "n_positions": 0, "n_batches": 0}
-        bar = _progress_bar(len(ids), f"{self.spec.key}", self.progress)
+        bar = progress_bar(len(ids), self.spec.key, self.progress)
         started = time.perf_counter()
 
         def step(batch: list[int]) -> None:
@@ -309,14 +309,7 @@ class TextFeatureExtractor:
         """Metadata recorded next to the features."""
         n_layers = getattr(self.model.config, "num_hidden_layers", None)
         return {
-            "model": self.spec.key,
-            "model_id": self.spec.source,
-            "model_kind": self.spec.kind,
-            "model_revision": self.model_revision,
-            "model_class": type(self.model).__name__,
-            "pooling": self.pooling,
-            "compute_dtype": str(self.torch_dtype).replace("torch.", ""),
-            "device": self.device,
+            **common_description(self),
             "max_length": self.max_length,
             "padding_side": self.tokenizer.padding_side,
             "layer_names": ["embeddings", *(f"block{i}" for i in range(n_layers or 0))],
@@ -342,7 +335,22 @@ def _forward_parameters(model: Any) -> set[str]:
     return set(inspect.signature(model.forward).parameters)
 
 
-def _progress_bar(total: int, label: str, enabled: bool) -> Any:
+def common_description(extractor: Any) -> dict[str, Any]:
+    """The metadata every extractor records: which model, from where, pooled how, on what."""
+    return {
+        "model": extractor.spec.key,
+        "model_id": extractor.spec.source,
+        "model_kind": extractor.spec.kind,
+        "model_revision": extractor.model_revision,
+        "model_class": type(extractor.model).__name__,
+        "pooling": extractor.pooling,
+        "compute_dtype": str(extractor.torch_dtype).replace("torch.", ""),
+        "device": extractor.device,
+    }
+
+
+def progress_bar(total: int, label: str, enabled: bool, unit: str = "item") -> Any:
+    """A tqdm bar that stays quiet when disabled or for a single item."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=label, unit="item", disable=not enabled or total < 2, leave=False)
+    return tqdm(total=total, desc=label, unit=unit, disable=not enabled or total < 2, leave=False)

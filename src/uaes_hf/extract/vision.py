@@ -32,7 +32,13 @@ import numpy as np
 
 from uaes_hf.extract.batching import run_with_oom_backoff
 from uaes_hf.extract.registry import ModelSpec, resolve_model
-from uaes_hf.extract.text import packaged_revision, resolve_device, resolve_dtype
+from uaes_hf.extract.text import (
+    common_description,
+    packaged_revision,
+    progress_bar,
+    resolve_device,
+    resolve_dtype,
+)
 
 VISION_POOLINGS = ("cls", "mean")
 
@@ -319,7 +325,7 @@ class VisionFeatureExtractor:
             raise ValueError("images must be a non-empty sequence of images or paths")
         images = list(images)
         outputs: list[np.ndarray] | None = None
-        bar = _progress_bar(len(images), self.spec.key, self.progress)
+        bar = progress_bar(len(images), self.spec.key, self.progress, unit="img")
         started = time.perf_counter()
         n_batches = 0
 
@@ -349,14 +355,7 @@ class VisionFeatureExtractor:
     def describe(self) -> dict[str, Any]:
         """Metadata recorded next to the features."""
         return {
-            "model": self.spec.key,
-            "model_id": self.spec.source,
-            "model_kind": self.spec.kind,
-            "model_revision": self.model_revision,
-            "model_class": type(self.model).__name__,
-            "pooling": self.pooling,
-            "compute_dtype": str(self.torch_dtype).replace("torch.", ""),
-            "device": self.device,
+            **common_description(self),
             "preprocessing": self.data_config,
             "layer_names": self.layer_names,
         }
@@ -370,9 +369,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
-
-
-def _progress_bar(total: int, label: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=label, unit="img", disable=not enabled or total < 2, leave=False)
