@@ -102,7 +102,15 @@ def test_section_hash_changes_only_with_its_keys():
 def test_study_config_validates_and_dry_run_prints_the_plan():
     study = REPO / "configs" / "study.yaml"
     cfg = load_config(study)
-    assert len(cfg.extract.text_models) == 7 and len(cfg.extract.vision_models) == 7
+    from uaes_hf.extract.registry import MODEL_SETS, resolve_model
+
+    # the named sets expand to the study's 7 LLMs and 7 ViTs, each known to the registry
+    assert cfg.extract.text_models == list(MODEL_SETS["study-llms"])
+    assert cfg.extract.vision_models == list(MODEL_SETS["study-vits"])
+    assert len(set(cfg.extract.text_models)) == 7 and len(set(cfg.extract.vision_models)) == 7
+    assert resolve_model("llama3-8b").source == "meta-llama/Meta-Llama-3-8B"
+    assert cfg.analyse.reference_model in cfg.extract.text_models
+    assert cfg.data.plain_texts == "minhuh/prh" and cfg.data.plain_texts_revision == "wit_1024"
     assert cfg.annotate.backend == "openai"
     out = subprocess.run(
         [sys.executable, "-m", "uaes_hf.cli", "run", "--config", str(study), "--dry-run"],

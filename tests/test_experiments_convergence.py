@@ -193,6 +193,30 @@ def test_every_comparison_has_matched_n_sides():
     # too strict a minimum skips (and reports) instead of failing
     strict = build_subsets(poems, plain, ["high_vs_low"], min_size=500, seed=0)
     assert not strict.subsets and "too few" in strict.skipped[0].reason
+    # a given length-aligned set (the repo's aligned_s) is used as its own dataset
+    aligned = pd.DataFrame({"n_words": rng.integers(5, 120, 30)})
+    given = build_subsets(
+        poems,
+        plain,
+        ["length_aligned", "distribution_aligned", "plain_random_vs_aligned"],
+        min_size=12,
+        seed=0,
+        plain_features=rng.normal(size=(n_plain, 8)),
+        poem_features=rng.normal(size=(n_poems, 8)),
+        aligned_poems=aligned,
+        aligned_features=rng.normal(size=(30, 8)),
+    )
+    sides = {(s.comparison, s.side): s for s in given.subsets}
+    length_side = sides[("length_aligned", "poems_length_aligned")]
+    assert length_side.dataset == "poems_aligned" and length_side.indices.tolist() == list(
+        range(30)
+    )
+    assert sides[("length_aligned", "plain_texts")].n == 30
+    dist_side = sides[("distribution_aligned", "plain_distribution_aligned")]
+    assert dist_side.dataset == "plain_texts" and dist_side.n == 30
+    assert len(set(dist_side.indices)) == 30  # no repeated plain text
+    notes = given.notes["length_aligned"]
+    assert notes["sampled"] == 30 and notes["ks_after"] < notes["ks_before"]
 
 
 def test_subset_rows_are_a_combination_not_a_permutation():

@@ -132,3 +132,194 @@ def test_hash_tree_sees_content_and_names(tmp_path):
     assert hash_tree(tmp_path) == first
     (tmp_path / "a.txt").write_text("y")
     assert hash_tree(tmp_path) != first
+
+
+class _JudgeHandler:
+    """Factory of an OpenAI-compatible handler: a poem containing ``SCORE=n`` gets score n."""
+
+    @staticmethod
+    def make(counter: Counter):
+        import http.server
+        import re
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def _send(self, payload):
+                body = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                self._send({"object": "list", "data": []})
+
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                counter["chat"] += 1
+                prompt = request["messages"][-1]["content"]
+                score = int(re.search(r"SCORE=(\d)", prompt).group(1))
+                answer = json.dumps({"thinking": f"rated {score} by the test", "score": score})
+                self._send(
+                    {
+                        "id": "c1",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": request["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": answer},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59},
+                    }
+                )
+
+        return Handler
+
+
+def test_annotate_stage_rates_unscored_poems_through_the_judge_and_its_store(tmp_path, monkeypatch):
+    """The real annotate stage against a real OpenAI-compatible HTTP server on 127.0.0.1."""
+    import http.server
+    import threading
+
+    import numpy as np
+    import pandas as pd
+
+    from uaes_hf.experiments.pipeline import StageContext
+    from uaes_hf.experiments.stages import run_annotate
+
+    counter: Counter = Counter()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _JudgeHandler.make(counter))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("UAES_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    try:
+        prepare = tmp_path / "prepare"
+        prepare.mkdir()
+        wanted = [3, 5, 1, 4, 2, 5]
+        poems = pd.DataFrame(
+            {
+                "id": [f"p{i}" for i in range(6)],
+                "text": [f"line one of poem {i}\nSCORE={s}" for i, s in enumerate(wanted)],
+                "aesthetic_score": [2.0, np.nan, np.nan, 4.0, np.nan, np.nan],
+            }
+        )
+        poems.to_parquet(prepare / "poems.parquet")
+        cfg = load_config(
+            overrides={
+                "annotate": {
+                    "backend": "openai",
+                    "model": "judge-test",
+                    "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1",
+                    "max_concurrency": 2,
+                }
+            }
+        )
+
+        def annotate(out):
+            out.mkdir()
+            ctx = StageContext("annotate", cfg, out, {"prepare": prepare}, show_progress=False)
+            return run_annotate(ctx), pd.read_parquet(out / "poems.parquet")
+
+        summary, rated = annotate(tmp_path / "a1")
+        # existing scores are kept (keep_existing), the four unscored poems get the judge's
+        assert rated["aesthetic_score"].tolist() == [2, 5, 1, 4, 2, 5]
+        assert counter["chat"] == 4
+        assert rated["annotator"].tolist()[1] == "openai:judge-test"
+        assert rated["aesthetic_rationale"].tolist()[2] == "rated 1 by the test"
+        assert pd.isna(rated["annotator"].iloc[0])
+        assert summary["done_now"] == 4 and summary["score_counts"] == {
+            "1.0": 1,
+            "2.0": 2,
+            "4.0": 1,
+            "5.0": 2,
+        }
+        # a second run (another stage folder) reads the durable store: no new call
+        summary, again = annotate(tmp_path / "a2")
+        assert counter["chat"] == 4 and summary["cached"] == 4
+        pd.testing.assert_frame_equal(rated, again)
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.slow
+def test_extract_stage_checkpoints_each_model_and_writes_identical_bytes(tmp_path, monkeypatch):
+    """The real extract stage with a real packaged model: a second run (a new stage folder,
+    e.g. after a crash or a config change elsewhere) reuses the model checkpoint and writes
+    byte-identical feature files, so the stages after it stay cached."""
+    import pandas as pd
+
+    from uaes_hf.experiments.pipeline import StageContext
+    from uaes_hf.experiments.stages import load_stack, model_checkpoint, run_extract
+
+    monkeypatch.setenv("UAES_HOME", str(tmp_path / "home"))
+    prepare = tmp_path / "prepare"
+    prepare.mkdir()
+    poems = ["the moon is a rose of light", "stone and river, wind at night", "a quiet sea"]
+    plain = ["a table made of wood", "the engine uses wire and metal"]
+    pd.DataFrame({"id": ["p0", "p1", "p2"], "text": poems}).to_parquet(prepare / "poems.parquet")
+    pd.DataFrame({"id": ["t0", "t1"], "text": plain}).to_parquet(prepare / "plain_texts.parquet")
+    pd.DataFrame().to_parquet(prepare / "image_text.parquet")
+    cfg = load_config(
+        overrides={
+            "extract": {
+                "text_models": ["all-minilm-l6-v2"],
+                "vision_models": [],
+                "perplexity_model": None,
+                "max_tokens": 32,
+            },
+            "analyse": {"cluster_model": "all-minilm-l6-v2", "reference_model": None},
+        }
+    )
+
+    def extract(name):
+        out = tmp_path / name
+        out.mkdir()
+        ctx = StageContext("extract", cfg, out, {"prepare": prepare}, show_progress=False)
+        return run_extract(ctx), out
+
+    first, out1 = extract("e1")
+    assert first["reused_checkpoints"] == []
+    layers = load_stack(out1, "poems", "all-minilm-l6-v2")
+    assert len(layers) == 7 and layers[-1].shape == (3, 384)  # embeddings + 6 blocks
+    assert load_stack(out1, "plain_texts", "all-minilm-l6-v2")[-1].shape == (2, 384)
+    checkpoint = model_checkpoint(
+        "text", "all-minilm-l6-v2", {"pooling": "mean", "max_tokens": 32}, poems + plain
+    )
+    assert checkpoint.is_file()
+    second, out2 = extract("e2")
+    assert second["reused_checkpoints"] == ["all-minilm-l6-v2"]
+    for name in ("poems__all-minilm-l6-v2.npz", "plain_texts__all-minilm-l6-v2.npz"):
+        assert (out1 / "features" / name).read_bytes() == (out2 / "features" / name).read_bytes()
+    # other texts are another checkpoint
+    assert model_checkpoint("text", "all-minilm-l6-v2", {}, poems) != checkpoint
+
+
+def test_local_data_fingerprint_is_stable_across_processes(tmp_path):
+    """A local data folder's fingerprint must not change between runs (str hash() is salted
+    per process), or the prepare stage, and all after it, would never be cached."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "poems").mkdir()
+    (tmp_path / "poems" / "a.txt").write_text("a poem")
+    code = (
+        "from uaes_hf.experiments.config import load_config\n"
+        "from uaes_hf.experiments.stages import _local_fingerprint\n"
+        f"print(_local_fingerprint(load_config(overrides={{'data': {{'poems': {str(tmp_path / 'poems')!r}}}}})))"
+    )
+    outs = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        outs.add(out.stdout.strip())
+    assert len(outs) == 1 and len(outs.pop()) == 64

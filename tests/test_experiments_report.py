@@ -18,8 +18,8 @@ from uaes_hf.experiments.config import load_config
 from uaes_hf.experiments.pipeline import Stage
 from uaes_hf.experiments.report import load_results
 from uaes_hf.experiments.stages import (
-    ANALYSE_KEYS,
     ALIGN_KEYS,
+    ANALYSE_KEYS,
     run_align,
     run_analyse,
     run_experiment,
@@ -27,10 +27,34 @@ from uaes_hf.experiments.stages import (
     save_stack,
 )
 
-WORDS = (
-    "rose moon light river stone wind heart night sea fire gold bird tree rain snow "
-    "road house table chair machine paper metal engine wire glass water"
-).split()
+WORDS = [
+    "rose",
+    "moon",
+    "light",
+    "river",
+    "stone",
+    "wind",
+    "heart",
+    "night",
+    "sea",
+    "fire",
+    "gold",
+    "bird",
+    "tree",
+    "rain",
+    "snow",
+    "road",
+    "house",
+    "table",
+    "chair",
+    "machine",
+    "paper",
+    "metal",
+    "engine",
+    "wire",
+    "glass",
+    "water",
+]
 TEXT_MODELS = ["ma", "mb", "mc"]
 VISION_MODELS = ["va", "vb"]
 
@@ -102,7 +126,10 @@ def synthetic_stages(calls: Counter) -> list[Stage]:
                 "image_aesthetic_level": rng.integers(1, 6, 40),
             }
         )
+        aligned = pd.DataFrame({"id": [f"a{i}" for i in range(30)], "text": _texts(rng, 30, 8, 40)})
+        aligned["n_words"] = [len(t.split()) for t in aligned["text"]]
         poems.to_parquet(ctx.out_dir / "poems.parquet")
+        aligned.to_parquet(ctx.out_dir / "poems_aligned.parquet")
         plain.to_parquet(ctx.out_dir / "plain_texts.parquet")
         images.to_parquet(ctx.out_dir / "image_text.parquet")
         return {}
@@ -117,7 +144,13 @@ def synthetic_stages(calls: Counter) -> list[Stage]:
         calls["extract"] += 1
         rng = np.random.default_rng(1)
         (ctx.out_dir / "features").mkdir()
-        sizes = {"poems": 120, "plain_texts": 110, "image_captions": 40, "image_poems": 40}
+        sizes = {
+            "poems": 120,
+            "plain_texts": 110,
+            "image_captions": 40,
+            "image_poems": 40,
+            "poems_aligned": 30,
+        }
         for dataset, n in sizes.items():
             shared = rng.normal(size=(n, 8))
             strength = 1.0 if dataset == "poems" else 0.5
@@ -254,8 +287,26 @@ def test_results_cover_the_study_and_matched_n(finished):
     )
     assert poems_vs_plain["n_a_greater"] == 3  # poems have the stronger shared structure
     assert len(res["cluster_similarity"]) == 4
+    # the length-aligned side is the given aligned set (30 poems), matched by 30 plain texts
+    assert res.summary["sampling_notes"]["length_aligned"]["sampled"] == 30
+    assert set(conv[conv["comparison"] == "length_aligned"]["n"]) == {30}
+    lengths = res["lengths"]
+    assert (lengths["group"] == "poems (length-aligned)").sum() == 30
     assert set(res["capability"]["model"]) == {"ma", "mb"}
     assert res.timings is not None and "total" in set(res.timings["stage"])
+    # the published summary names every stage's folder, and the Space finds the run with it
+    from uaes_hf.space import RunFeatureSet, read_run_poems, run_stage_dirs
+
+    stage_dirs = res.summary["stage_dirs"]
+    assert set(stage_dirs) == {"prepare", "annotate", "extract", "align", "analyse", "report"}
+    assert all(
+        Path(d).is_dir() and Path(d).parent.parent == (base / "work").resolve()
+        for d in stage_dirs.values()
+    )
+    found = run_stage_dirs(base / "report")
+    assert {name: str(path) for name, path in found.items()} == stage_dirs
+    assert len(read_run_poems(found)) == 120
+    assert RunFeatureSet(found["extract"], "poems").models() == sorted(TEXT_MODELS)
     # round trip: the CSV on disk is what load_results returns
     pd.testing.assert_frame_equal(
         conv, pd.read_csv(base / "report" / "results" / "convergence.csv")

@@ -261,14 +261,21 @@ def analyse(ctx: StageContext) -> dict[str, Any]:  # noqa: C901 - a list of anal
             {"panel": "before alignment", "group": "poems", "n_words": poems["n_words"].to_numpy()}
         ),
     ]
-    aligned_rows = next(
+    aligned_side = next(
         (
-            s["rows"]
+            s
             for s in plan["subsets"]
             if s["comparison"] == "length_aligned" and s["side"] == "poems_length_aligned"
         ),
         None,
     )
+    aligned_rows = None
+    if aligned_side is not None:
+        aligned_rows = aligned_side["rows"]
+        if aligned_side["dataset"] != "poems":  # the repo's own length-aligned set
+            aligned_words = pd.read_parquet(prep / f"{aligned_side['dataset']}.parquet")["n_words"]
+        else:
+            aligned_words = poems["n_words"]
     if aligned_rows is not None:
         length_rows += [
             pd.DataFrame(
@@ -282,7 +289,7 @@ def analyse(ctx: StageContext) -> dict[str, Any]:  # noqa: C901 - a list of anal
                 {
                     "panel": "after alignment",
                     "group": "poems (length-aligned)",
-                    "n_words": poems["n_words"].to_numpy()[aligned_rows],
+                    "n_words": aligned_words.to_numpy()[aligned_rows],
                 }
             ),
         ]

@@ -119,7 +119,8 @@ def word_frequencies(texts: list[str], top: int = 150) -> dict[str, int]:
     stop = {w.lower() for w in STOPWORDS} | _STOPWORDS_EXTRA
     counts: Counter[str] = Counter()
     for text in texts:
-        for word in re.findall(r"[a-zA-Z']+", text.lower()):
+        # curly apostrophes too, so that Milton's "heav’n" stays one word
+        for word in re.findall(r"[a-zA-Z']+", text.lower().replace("\u2019", "'")):
             word = word.strip("'")
             if len(word) > 2 and word not in stop:
                 counts[word] += 1

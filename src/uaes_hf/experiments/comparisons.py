@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+ALIGNED_POEMS = "poems_aligned"  # dataset name of a given length-aligned poem set
+
 # Which comparisons have which sides, and which side difference the report shows (a - b).
 COMPARISON_SIDES: dict[str, tuple[str, ...]] = {
     "poems_vs_plain": ("poems", "plain_texts"),
@@ -131,6 +133,8 @@ def build_subsets(
     plain_features: np.ndarray | None = None,
     poem_features: np.ndarray | None = None,
     cluster_labels: np.ndarray | None = None,
+    aligned_poems: Any = None,
+    aligned_features: np.ndarray | None = None,
 ) -> SubsetPlan:
     """Form every requested comparison's matched-N sides.
 
@@ -143,6 +147,10 @@ def build_subsets(
         plain_features, poem_features: one model's ``N x D`` features, for the
             distribution-aligned plain-text sample (the study's PCA + logistic method).
         cluster_labels: KMeans label per poem (0..K-1), for ``clusters``.
+        aligned_poems: an already length-aligned poem set (the repo's ``aligned_s``, with
+            ``n_words``); its sides use dataset ``poems_aligned``. ``None``: the poems are
+            length-aligned here by sampling without replacement.
+        aligned_features: the same model's features of ``aligned_poems``.
 
     Returns:
         A :class:`SubsetPlan`.
@@ -160,20 +168,40 @@ def build_subsets(
 
     length_aligned: np.ndarray | None = None
     dist_aligned: np.ndarray | None = None
+    aligned_dataset = "poems"
+    small_features = poem_features
     needs_length = {"length_aligned", "distribution_aligned"} & set(comparisons)
-    if needs_length and len(poems) and len(plain_texts):
+    if needs_length and aligned_poems is not None and len(aligned_poems) and len(plain_texts):
+        from scipy.stats import ks_2samp
+
+        aligned_words = aligned_poems["n_words"].to_numpy(dtype=float)
+        length_aligned = np.arange(len(aligned_poems))
+        aligned_dataset = ALIGNED_POEMS
+        small_features = aligned_features
+        before, after = ks_2samp(poem_words, plain_words), ks_2samp(aligned_words, plain_words)
+        plan.notes["length_aligned"] = {
+            "source": "the poems repo's length-aligned set (aligned_s: no repeats)",
+            "sampled": int(length_aligned.size),
+            "ks_before": float(before.statistic),
+            "ks_pvalue_before": float(before.pvalue),
+            "ks_after": float(after.statistic),
+            "ks_pvalue_after": float(after.pvalue),
+        }
+    elif needs_length and len(poems) and len(plain_texts):
         sample = length_aligned_sample(poem_words, plain_words, replace=False, seed=seed)
         length_aligned = np.sort(sample.indices)
         plan.notes["length_aligned"] = sample.summary()
     needs_dist = {"distribution_aligned", "plain_random_vs_aligned"} & set(comparisons)
-    if needs_dist and plain_features is not None and poem_features is not None:
+    if needs_dist and plain_features is not None and small_features is not None:
         small_rows = (
-            length_aligned if length_aligned is not None and length_aligned.size else poem_rows
+            length_aligned
+            if length_aligned is not None and length_aligned.size
+            else np.arange(len(small_features))
         )
         n_take = min(small_rows.size, max(plain_rows.size // 2, 1))
         if n_take >= 2 and plain_rows.size >= 2 and small_rows.size >= 2:
             dist = distribution_aligned_sample(
-                poem_features[small_rows], plain_features, n_take, seed=seed
+                small_features[small_rows], plain_features, n_take, seed=seed
             )
             dist_aligned = np.sort(dist.indices)
             plan.notes["distribution_aligned"] = {
@@ -209,7 +237,7 @@ def build_subsets(
                 reason = "no length-aligned sample"
             else:
                 groups = {
-                    "poems_length_aligned": ("poems", length_aligned),
+                    "poems_length_aligned": (aligned_dataset, length_aligned),
                     "plain_texts": ("plain_texts", plain_rows),
                 }
         elif comparison == "distribution_aligned":
@@ -217,7 +245,7 @@ def build_subsets(
                 reason = "no distribution-aligned sample (needs features of the reference model)"
             else:
                 groups = {
-                    "poems_length_aligned": ("poems", length_aligned),
+                    "poems_length_aligned": (aligned_dataset, length_aligned),
                     "plain_distribution_aligned": ("plain_texts", dist_aligned),
                 }
         elif comparison == "plain_random_vs_aligned":

@@ -55,6 +55,10 @@ class DataConfig:
     n_poems: int = 240
     n_plain_texts: int = 240
     n_images: int = 48
+    # The poems repo's length-aligned set (the study's ``aligned_s`` branch: poems drawn,
+    # without replacement, to follow the plain texts' length distribution). ``None``: draw
+    # the length-aligned poems from the sampled poems instead (few when lengths differ).
+    aligned_poems: str | None = "aligned_s"
 
 
 @dataclass(frozen=True)
@@ -298,9 +302,34 @@ def default_config_text() -> str:
     return resources.files("uaes_hf.experiments").joinpath("default.yaml").read_text("utf-8")
 
 
+def expand_model_sets(models: list[str]) -> list[str]:
+    """Replace named model sets of the extract registry by their members.
+
+    Example:
+        >>> expand_model_sets(["packaged-llms", "all-minilm-l6-v2"])
+        ['smollm2-135m', 'gemma3-270m', 'all-minilm-l6-v2']
+    """
+    from uaes_hf.extract.registry import MODEL_SETS  # plain data, no model is loaded
+
+    out: list[str] = []
+    for name in models:
+        out.extend(MODEL_SETS.get(name, (name,)))
+    return out
+
+
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
-    """Validate a complete nested dict (no defaults merged) into an ``ExperimentConfig``."""
+    """Validate a complete nested dict (no defaults merged) into an ``ExperimentConfig``.
+
+    Named model sets (``study-llms``, ``study-vits``, ``packaged-llms`` ...) in
+    ``extract.text_models`` / ``extract.vision_models`` are expanded to their members.
+    """
     cfg = _build(ExperimentConfig, data, "")
+    extract = dataclasses.replace(
+        cfg.extract,
+        text_models=expand_model_sets(cfg.extract.text_models),
+        vision_models=expand_model_sets(cfg.extract.vision_models),
+    )
+    cfg = dataclasses.replace(cfg, extract=extract)
     _check_semantics(cfg)
     return cfg
 

@@ -43,7 +43,9 @@ def _draw_heatmap(
     *,
     diverging: bool = False,
     fmt: str = "{:.3f}",
+    calibrated: np.ndarray | None = None,
 ) -> Any:
+    """Annotated heatmap; with ``calibrated``, each cell also shows ``cal +0.12``."""
     finite = values[np.isfinite(values)]
     if diverging:
         bound = float(np.max(np.abs(finite))) if finite.size else 1.0
@@ -66,13 +68,16 @@ def _draw_heatmap(
             if np.isfinite(v):
                 light = diverging and abs(v) > 0.6 * (np.max(np.abs(finite)) or 1)
                 dark_bg = (not diverging) and v < mid
+                text = fmt.format(v)
+                if calibrated is not None and np.isfinite(calibrated[i, j]):
+                    text += f"\ncal {calibrated[i, j]:+.2f}"
                 ax.text(
                     j,
                     i,
-                    fmt.format(v),
+                    text,
                     ha="center",
                     va="center",
-                    fontsize=7,
+                    fontsize=7 if calibrated is None else 6.5,
                     color="white" if (light or dark_bg) else "black",
                 )
     return image
@@ -88,12 +93,14 @@ def heatmap(
     diverging: bool = False,
     dpi: int = 110,
     colorbar_label: str = "mutual kNN",
+    calibrated: np.ndarray | None = None,
 ) -> Path:
-    """One annotated heatmap (NaN cells left blank)."""
+    """One annotated heatmap (NaN cells left blank); optionally calibrated scores per cell."""
     plt = _plt()
     values = np.asarray(values, dtype=float)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(cols), 0.8 + 0.7 * len(rows)))
-    image = _draw_heatmap(ax, values, rows, cols, title, diverging=diverging)
+    fig, ax = plt.subplots(figsize=(1.4 + 0.95 * len(cols), 1.0 + 0.75 * len(rows)))
+    cal = None if calibrated is None else np.asarray(calibrated, dtype=float)
+    image = _draw_heatmap(ax, values, rows, cols, title, diverging=diverging, calibrated=cal)
     fig.colorbar(image, ax=ax, shrink=0.8, label=colorbar_label)
     return _save(fig, path, dpi)
 
@@ -106,13 +113,31 @@ def three_heatmaps(
     path: str | Path,
     *,
     dpi: int = 110,
+    calibrated: tuple[np.ndarray, np.ndarray] | None = None,
+    chance: float | None = None,
 ) -> Path:
-    """The study's layout: scores on A (left), A - B (middle, diverging), scores on B."""
+    """The study's layout: scores on A (left), A - B (middle, diverging), scores on B.
+
+    With ``calibrated`` (A's and B's calibrated matrices) each side's cells also show their
+    calibrated score; ``chance`` (k/(N-1), equal on both sides) goes into the side titles.
+    """
     plt = _plt()
     n = len(labels)
-    fig, axes = plt.subplots(1, 3, figsize=(3 * (1.2 + 0.8 * n), 1.2 + 0.75 * n))
-    for ax, values, title in ((axes[0], left, titles[0]), (axes[2], right, titles[1])):
-        image = _draw_heatmap(ax, np.asarray(values, float), labels, labels, title)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * (1.3 + 0.85 * n), 1.3 + 0.8 * n))
+    cals = calibrated if calibrated is not None else (None, None)
+    suffix = f"\n(chance {chance:.3f})" if chance is not None else ""
+    for ax, values, title, cal in (
+        (axes[0], left, titles[0], cals[0]),
+        (axes[2], right, titles[1], cals[1]),
+    ):
+        image = _draw_heatmap(
+            ax,
+            np.asarray(values, float),
+            labels,
+            labels,
+            title + suffix,
+            calibrated=None if cal is None else np.asarray(cal, float),
+        )
         fig.colorbar(image, ax=ax, shrink=0.7)
     diff = np.asarray(left, float) - np.asarray(right, float)
     image = _draw_heatmap(
@@ -388,4 +413,38 @@ def bar_table(
     ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
+    return _save(fig, path, dpi)
+
+
+def level_lines(
+    table: Any,
+    path: str | Path,
+    *,
+    title: str,
+    chance: float | None = None,
+    level_column: str = "image_aesthetic_level",
+    dpi: int = 110,
+) -> Path:
+    """Mean per-sample score per level: one thin line per model pair, the mean over pairs bold.
+
+    ``table`` has ``model_a``, ``model_b``, ``level_column``, ``mean_score`` and ``n``.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for _, part in table.groupby(["model_a", "model_b"]):
+        part = part.sort_values(level_column)
+        ax.plot(part[level_column], part["mean_score"], color="0.6", lw=0.8, alpha=0.6)
+    mean = table.groupby(level_column)["mean_score"].mean().sort_index()
+    ax.plot(mean.index, mean.to_numpy(), color="C3", lw=2.5, marker="o", label="mean over pairs")
+    if chance is not None:
+        ax.axhline(chance, color="k", ls="--", lw=1, label=f"chance {chance:.3f}")
+    counts = table.groupby(level_column)["n"].first().sort_index()
+    ax.set_xticks(
+        counts.index, [f"{int(lvl)}\n(n={int(n)})" for lvl, n in counts.items()], fontsize=8
+    )
+    ax.set_xlabel("image aesthetic level")
+    ax.set_ylabel("per-sample mutual kNN")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return _save(fig, path, dpi)

@@ -179,6 +179,11 @@ def _subset_stats(table: Any) -> str:
         f"{_fmt(table['score'].max())} (mean {_fmt(table['score'].mean())}), calibrated mean "
         f"{_fmt(table['calibrated'].mean())}, {int((table['p_value'] < 0.05).sum())}/"
         f"{len(table)} pairs with permutation p < 0.05 (layer search corrected)"
+        + (
+            f", mean bootstrap CI half-width {_fmt(half.mean())}"
+            if (half := (table["ci_high"] - table["ci_low"]) / 2).notna().any()
+            else ""
+        )
     )
 
 
@@ -212,14 +217,22 @@ def draw_figures(
         base = conv[conv["subset"] == "poems_vs_plain/poems"]
         if not base.empty:
             values = matrix(conv, "poems_vs_plain/poems", text_models)
+            cal = matrix(conv, "poems_vs_plain/poems", text_models, value="calibrated")
             add(
                 "Model convergence on poems",
                 "convergence_poems",
                 "Model x model mutual kNN on poems",
                 f"Mutual kNN between every pair of text models on the poems (best layer pair, "
-                f"search-corrected). {_subset_stats(base)}. Models in config order.",
-                lambda p, v=values: plots.heatmap(
-                    v, text_models, text_models, "Mutual kNN on poems", p, dpi=dpi
+                f"search-corrected); each cell also shows its permutation-calibrated score. "
+                f"{_subset_stats(base)}. Models in config order.",
+                lambda p, v=values, c=cal, ch=float(base["chance"].iloc[0]): plots.heatmap(
+                    v,
+                    text_models,
+                    text_models,
+                    f"Mutual kNN on poems (chance {ch:.3f})",
+                    p,
+                    dpi=dpi,
+                    calibrated=c,
                 ),
             )
         for comparison, sides in COMPARISON_SIDES.items():
@@ -230,6 +243,10 @@ def draw_figures(
             for side_a, side_b in pairs:
                 left = matrix(conv, f"{comparison}/{side_a}", text_models)
                 right = matrix(conv, f"{comparison}/{side_b}", text_models)
+                cals = (
+                    matrix(conv, f"{comparison}/{side_a}", text_models, value="calibrated"),
+                    matrix(conv, f"{comparison}/{side_b}", text_models, value="calibrated"),
+                )
                 test = (
                     tests[
                         (tests["comparison"] == comparison)
@@ -242,6 +259,7 @@ def draw_figures(
                 )
                 a_rows = part[part["side"] == side_a]
                 b_rows = part[part["side"] == side_b]
+                chance = float(a_rows["chance"].iloc[0]) if len(a_rows) else None
                 test_text = ""
                 if not test.empty:
                     t = test.iloc[0]
@@ -258,8 +276,10 @@ def draw_figures(
                     f"Left: {side_a} ({_subset_stats(a_rows)}). Right: {side_b} "
                     f"({_subset_stats(b_rows)}). Middle: left - right per pair. Both sides have "
                     f"the same N (matched by subsampling with a fixed seed).{test_text}",
-                    lambda p, l_=left, r_=right, a=side_a, b=side_b: plots.three_heatmaps(
-                        l_, r_, text_models, (a, b), p, dpi=dpi
+                    lambda p, l_=left, r_=right, a=side_a, b=side_b, c=cals, ch=chance: (
+                        plots.three_heatmaps(
+                            l_, r_, text_models, (a, b), p, dpi=dpi, calibrated=c, chance=ch
+                        )
                     ),
                 )
 
@@ -310,7 +330,9 @@ def draw_figures(
             medians += (
                 f"; Kolmogorov-Smirnov statistic poems vs plain texts {_fmt(ks.get('ks_before'))} "
                 f"before and {_fmt(ks.get('ks_after'))} after alignment "
-                f"({ks.get('sampled')} poems kept without replacement)"
+                f"({ks.get('sampled')} poems, no repeats"
+                + (f"; from {ks['source']}" if ks.get("source") else "")
+                + ")"
             )
         add(
             "Adjustment to reduce bias",
@@ -432,8 +454,14 @@ def draw_figures(
             "Rarity and per-sample alignment",
             "perplexity_boxplot",
             "Perplexity of poems and plain texts",
-            f"Perplexity under {summary.get('perplexity_model', '')} (a model used for nothing "
-            f"else). {med}.",
+            f"Perplexity under {summary.get('perplexity_model', '')} "
+            + (
+                "(also one of the compared text models here; the study used a model kept out "
+                "of every other analysis, GPT-2). "
+                if summary.get("perplexity_model") in text_models
+                else "(a model used for nothing else, as in the study). "
+            )
+            + f"{med}.",
             lambda p, g=groups: plots.boxplot(
                 g, p, title="Perplexity", ylabel="perplexity", log_y=True, dpi=dpi
             ),
@@ -478,6 +506,8 @@ def draw_figures(
             if part.empty:
                 continue
             values = matrix(conv, subset, text_models, models_b=vision_models)
+            cal = matrix(conv, subset, text_models, value="calibrated", models_b=vision_models)
+            chance = float(part["chance"].iloc[0])
             add(
                 "Multimodal convergence",
                 f"crossmodal_{subset.split('/')[1]}",
@@ -491,8 +521,14 @@ def draw_figures(
                     if subset.endswith("image_poem") and summary.get("image_poem_duplicates")
                     else ""
                 ),
-                lambda p, v=values, t=label: plots.heatmap(
-                    v, text_models, vision_models, f"Mutual kNN on {t}", p, dpi=dpi
+                lambda p, v=values, t=label, c=cal, ch=chance: plots.heatmap(
+                    v,
+                    text_models,
+                    vision_models,
+                    f"Mutual kNN on {t} (chance {ch:.3f})",
+                    p,
+                    dpi=dpi,
+                    calibrated=c,
                 ),
             )
     levels = results.get("crossmodal_levels")
@@ -529,6 +565,22 @@ def draw_figures(
                     diverging=True,
                     dpi=dpi,
                     colorbar_label="slope",
+                ),
+            )
+            chance = float(s["chance"].iloc[0])
+            add(
+                "Multimodal convergence",
+                f"level_means_{analysis}",
+                f"Per-sample convergence per image aesthetic level ({analysis.replace('_', '-')})",
+                f"Mean per-sample LLM x vision mutual kNN at each image aesthetic level: one grey "
+                f"line per model pair, the mean over the {len(s)} pairs in red, chance "
+                f"{chance:.3f} dashed ({mode_text}). Means per level: {level_means}.",
+                lambda p, d=lv, ch=chance, a=analysis: plots.level_lines(
+                    d,
+                    p,
+                    title=f"Convergence by image level ({a.replace('_', '-')})",
+                    chance=ch,
+                    dpi=dpi,
                 ),
             )
 
@@ -590,6 +642,16 @@ def render_html(results: Results, figures: Sequence[Figure], timings: Any = None
         "percentile bootstrap intervals over samples (neighbour sets fixed). Compared subsets "
         "have equal N. Paired tests flip the sign of the per-pair differences; model pairs "
         "share models, so they are not independent and the p-values are indicative.</p>",
+        "<p class='note'>Per-sample analyses (length, perplexity, aesthetic score, image "
+        "aesthetic level) never take a per-sample max over layer pairs, which inflates the "
+        "score several-fold above chance. "
+        + (
+            "Here the layer pair of each model pair is chosen on a <b>held-out half</b> of the "
+            "samples and per-sample scores are reported on the other half"
+            if s.get("per_sample_mode", "heldout") == "heldout"
+            else "Here every model uses a <b>fixed layer</b> (align.fixed_layers, else its last)"
+        )
+        + f" (N = {s.get('per_sample_n', 'n/a')} reported poems; chance k/(N-1)).</p>",
     ]
     headline = s.get("headline", [])
     if headline:
@@ -633,19 +695,50 @@ def render_html(results: Results, figures: Sequence[Figure], timings: Any = None
 
 
 def console_summary(results: Results) -> str:
-    """Plain-text summary of the headline comparisons (printed by ``uaes run``)."""
+    """Plain-text summary of the headline comparisons (printed by ``uaes run``).
+
+    One line per comparison: mean mutual kNN on each side (equal N) with the chance level and
+    the mean permutation-calibrated score, then the paired sign-flip test across model pairs.
+    """
     s = results.summary
+    conv = results.get("convergence")
     lines = [
         f"== {s.get('title', 'uaes report')} ==",
         f"k={s.get('k')}  layer selection={s.get('layer_selection')}  "
         f"per-sample={s.get('per_sample_mode')}  sizes={s.get('sizes')}",
     ]
+
+    def side_text(comparison: str, side: str) -> str:
+        if conv.empty:
+            return side
+        part = conv[conv["subset"] == f"{comparison}/{side}"]
+        if part.empty:
+            return side
+        return f"{side} {part['score'].mean():.3f} (cal {part['calibrated'].mean():+.3f})"
+
     for row in s.get("headline", []):
+        comparison, a, b = row["comparison"], row["side_a"], row["side_b"]
+        chance = ""
+        if not conv.empty and (conv["comparison"] == comparison).any():
+            chance = f", chance {conv.loc[conv['comparison'] == comparison, 'chance'].iloc[0]:.3f}"
         lines.append(
-            f"{row['comparison']:<26} {row['side_a']} - {row['side_b']}: "
-            f"mean diff {row['mean_difference']:+.4f}, {row['n_a_greater']}/{row['n_pairs']} pairs "
-            f"higher on {row['side_a']}, sign-flip p={_p(row['p_two_sided'])} (N={row['n']})"
+            f"{comparison:<24} {side_text(comparison, a)} vs {side_text(comparison, b)} "
+            f"(N={row['n']}{chance}): diff {row['mean_difference']:+.4f}, "
+            f"{row['n_a_greater']}/{row['n_pairs']} pairs higher on {a}, "
+            f"sign-flip p={_p(row['p_two_sided'])}"
         )
+    if not conv.empty:
+        for subset, label in (
+            ("crossmodal/image_caption", "LLM x vision, image-caption"),
+            ("crossmodal/image_poem", "LLM x vision, image-poem"),
+        ):
+            part = conv[conv["subset"] == subset]
+            if not part.empty:
+                lines.append(
+                    f"{label:<28} mean {part['score'].mean():.3f} (chance "
+                    f"{part['chance'].iloc[0]:.3f}, cal {part['calibrated'].mean():+.3f}, "
+                    f"{int((part['p_value'] < 0.05).sum())}/{len(part)} pairs p < 0.05)"
+                )
     for item in s.get("skipped", []):
         lines.append(f"skipped {item['comparison']}: {item['reason']}")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ from uaes_hf.experiments.config import ExperimentConfig
 from uaes_hf.experiments.pipeline import Stage, StageContext
 
 TEXT_DATASETS = ("poems", "plain_texts")
+ALIGNED_POEMS = "poems_aligned"  # the length-aligned poems, when the config names a set
 IMAGE_TEXT_DATASETS = ("image_captions", "image_poems")
 
 
@@ -59,19 +61,22 @@ def _local_fingerprint(cfg: ExperimentConfig) -> str:
             for f in sorted(p for p in path.rglob("*") if p.is_file()):
                 stat = f.stat()
                 parts.append(f"{f}:{stat.st_size}:{int(stat.st_mtime)}")
-    return str(hash(tuple(parts))) if parts else ""
+    # hashlib, not hash(): str hashes are salted per process, which would defeat the cache
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest() if parts else ""
 
 
-def _poems_frame(cfg: ExperimentConfig, embedded: Any) -> Any:
+def _poems_frame(cfg: ExperimentConfig, embedded: Any, revision: str | None = None) -> Any:
+    """The poems (``revision``: another branch/config of the same repo, e.g. aligned_s)."""
     import pandas as pd
 
     from uaes_hf.data.repo import load_poems
 
     source = embedded().poems_repo if cfg.data.poems == "embedded" else cfg.data.poems
+    revision = revision or cfg.data.poems_revision
     dataset = load_poems(
         source,
-        revision=cfg.data.poems_revision,
-        config=None if cfg.data.poems_revision else cfg.data.poems_config,
+        revision=revision,
+        config=None if revision else cfg.data.poems_config,
         split="train",
     )
     frame = dataset.to_pandas() if hasattr(dataset, "to_pandas") else pd.DataFrame(dataset)
@@ -110,7 +115,8 @@ def _image_text_frame(cfg: ExperimentConfig, n_images: int, seed: int) -> Any:
         source = build_embedded_imagefolder(progress=False).folder
     else:
         source = cfg.data.image_text
-    ingest = read_image_captions(source)
+    hub = {"revision": cfg.data.image_text_revision} if cfg.data.image_text_revision else {}
+    ingest = read_image_captions(source, **hub)
     items = list(ingest.items)
     keep = _sample_rows(len(items), n_images, seed)
     items = [items[i] for i in keep]
@@ -179,7 +185,16 @@ def run_prepare(ctx: StageContext) -> dict[str, Any]:
     poems.to_parquet(ctx.out_dir / "poems.parquet", index=False)
     plain.to_parquet(ctx.out_dir / "plain_texts.parquet", index=False)
     images.to_parquet(ctx.out_dir / "image_text.parquet", index=False)
-    return {"n_poems": len(poems), "n_plain_texts": len(plain), "n_images": len(images)}
+    summary = {"n_poems": len(poems), "n_plain_texts": len(plain), "n_images": len(images)}
+    if cfg.data.aligned_poems:
+        aligned = _poems_frame(cfg, embedded, revision=cfg.data.aligned_poems)
+        if "n_words" not in aligned:
+            aligned["n_words"] = [count_words(t) for t in aligned["text"]]
+        keep = ["id", "text", "n_words", "aesthetic_score", "form_category"]
+        aligned = aligned[[c for c in keep if c in aligned]].reset_index(drop=True)
+        aligned.to_parquet(ctx.out_dir / f"{ALIGNED_POEMS}.parquet", index=False)
+        summary[f"n_{ALIGNED_POEMS}"] = len(aligned)
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +202,14 @@ def run_prepare(ctx: StageContext) -> dict[str, Any]:
 
 
 def run_annotate(ctx: StageContext) -> dict[str, Any]:
-    """Give every poem an aesthetic score (existing scores kept unless told otherwise)."""
+    """Give every poem an aesthetic score (existing scores kept unless told otherwise).
+
+    Ratings go through :func:`uaes_hf.annotate.judge.judge_poems` into the same durable
+    store as ``uaes annotate poems`` (``$UAES_HOME/annotations/results.sqlite``), so a poem
+    rated once, by either command, is never rated (or billed) again. With
+    ``annotate.rescale: quantile`` the local judge's expected score is turned into levels
+    1-5 by quintile (a ranking within the set: the 135M judge's argmax is nearly constant).
+    """
     import pandas as pd
 
     cfg = ctx.config.annotate
@@ -203,19 +225,42 @@ def run_annotate(ctx: StageContext) -> dict[str, Any]:
         from uaes_hf.paths import cache_dir
 
         backend = _judge_backend(cfg)
-        store = ResultStore(cache_dir("annotations") / "ratings.sqlite")
         ids = [str(i) for i in poems.loc[todo, "id"]]
         items = [PoemItem(i, t) for i, t in zip(ids, poems.loc[todo, "text"], strict=True)]
-        result = judge_poems(items, store, backend, progress=ctx.show_progress)
-        rows = {
-            key: row.payload
-            for key, row in stored_ratings(items, store, backend).items()
-            if row.ok and row.payload
-        }
-        poems.loc[todo, "aesthetic_score"] = [rows.get(i, {}).get("score") for i in ids]
-        poems.loc[todo, "expected_score"] = [rows.get(i, {}).get("expected_score") for i in ids]
+        with ResultStore(cache_dir("annotations") / "results.sqlite") as store:
+            result = judge_poems(
+                items,
+                store,
+                backend,
+                progress=ctx.show_progress,
+                run_params={"command": "uaes run (annotate stage)"},
+            )
+            rows = {
+                key: row.payload
+                for key, row in stored_ratings(items, store, backend).items()
+                if row.ok and row.payload
+            }
+        _log(result.format().splitlines()[1].strip())
+        for column in ("aesthetic_rationale", "annotator"):  # all-null columns load as float
+            if column in poems:
+                poems[column] = poems[column].astype(object)
+            else:
+                poems[column] = pd.Series(None, index=poems.index, dtype=object)
+        expected = poems.get("expected_score", np.nan)
+        poems["expected_score"] = pd.to_numeric(expected, errors="coerce")
+        poems["aesthetic_score"] = pd.to_numeric(poems["aesthetic_score"], errors="coerce")
+        for column, field in (("aesthetic_score", "score"), ("expected_score", "expected_score")):
+            values = [rows.get(i, {}).get(field) for i in ids]  # None: failed or not given
+            poems.loc[todo, column] = np.array([np.nan if v is None else v for v in values], float)
+        poems.loc[todo, "aesthetic_rationale"] = [rows.get(i, {}).get("thinking") for i in ids]
         poems.loc[todo, "annotator"] = f"{backend.name}:{backend.model}"
-        summary.update(n_rated=len(rows), failed=getattr(result, "failed", {}))
+        summary.update(
+            n_rated=len(rows),
+            done_now=result.done,
+            cached=result.cached,
+            failed=dict(result.failed),
+            annotator=f"{backend.name}:{backend.model}",
+        )
         if cfg.rescale == "quantile":
             expected = pd.to_numeric(poems["expected_score"], errors="coerce")
             if expected.notna().sum() >= 5:
@@ -250,8 +295,20 @@ def _judge_backend(cfg: Any) -> Any:
 
 
 def save_stack(path: Path, layers: list[np.ndarray]) -> None:
-    """One ``.npz`` per (dataset, model): ``layer_000`` ... (widths may differ)."""
-    np.savez(path, **{f"layer_{i:03d}": np.asarray(x, np.float32) for i, x in enumerate(layers)})
+    """One ``.npz`` per (dataset, model): ``layer_000`` ... (widths may differ).
+
+    Written with fixed zip timestamps, so equal features give byte-identical files (a
+    recomputed stage with unchanged outputs then leaves every later stage cached).
+    """
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for i, layer in enumerate(layers):
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asarray(layer, np.float32), allow_pickle=False)
+            info = zipfile.ZipInfo(f"layer_{i:03d}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, buffer.getvalue())
 
 
 def load_stack(extract_dir: Path, dataset: str, model: str) -> list[np.ndarray]:
@@ -267,8 +324,54 @@ def _slug(name: str) -> str:
     return name.replace("/", "--")
 
 
+def model_checkpoint(kind: str, model: str, settings: dict[str, Any], items: list[Any]) -> Path:
+    """Content-addressed file of one model's features on exactly these items.
+
+    The extract stage is one cache entry; inside it every (model, items, settings) result
+    is also kept under ``$UAES_HOME/runs/model_features``, so an interrupted extraction
+    resumes at the next model, and adding a model to a config computes only that model.
+
+    Example:
+        >>> model_checkpoint("text", "smollm2-135m", {}, ["a poem"]).suffix  # doctest: +SKIP
+        '.npz'
+    """
+
+    from uaes_hf import __version__
+    from uaes_hf.paths import cache_dir
+
+    digest = hashlib.sha256()
+    head = {"kind": kind, "model": model, "settings": settings, "version": __version__}
+    digest.update(json.dumps(head, sort_keys=True, default=str).encode())
+    for item in items:
+        data = item if isinstance(item, bytes) else str(item).encode()
+        digest.update(hashlib.sha256(data).digest())
+    suffix = ".parquet" if kind == "perplexity" else ".npz"
+    name = f"{kind}-{_slug(model).replace('/', '_')}-{digest.hexdigest()[:24]}{suffix}"
+    return cache_dir("runs", "model_features") / name
+
+
+def _checkpointed_layers(path: Path, compute: Any) -> tuple[list[np.ndarray], bool]:
+    """Layers from ``path`` if a finished checkpoint is there, else computed and saved."""
+    import os
+
+    if path.is_file():
+        with np.load(path) as data:
+            return [data[name] for name in sorted(data.files)], True
+    layers = compute()
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    save_stack(tmp, layers)
+    os.replace(tmp, path)  # a file that exists is always complete
+    return [np.asarray(x, np.float32) for x in layers], False
+
+
 def run_extract(ctx: StageContext) -> dict[str, Any]:
-    """All-layer pooled features of every model on every dataset, and perplexity."""
+    """All-layer pooled features of every model on every dataset, and perplexity.
+
+    Each model's result is checkpointed (:func:`model_checkpoint`) the moment it is done.
+    """
+    import os
+    import time
+
     import pandas as pd
 
     from uaes_hf.extract.perplexity import PerplexityScorer, perplexity_table
@@ -287,69 +390,113 @@ def run_extract(ctx: StageContext) -> dict[str, Any]:
     if len(images):
         texts["image_captions"] = list(images["caption"])
         texts["image_poems"] = list(images["poem"])
+    aligned_path = prep / f"{ALIGNED_POEMS}.parquet"
+    aligned = list(pd.read_parquet(aligned_path)["text"]) if aligned_path.is_file() else []
     text_models = list(ex.text_models)
     cluster_model = cfg.analyse.cluster_model
     timings: dict[str, float] = {}
-    import time
+    reused: list[str] = []
+    settings = {"pooling": ex.pooling, "max_tokens": ex.max_tokens}
 
     for model in [*text_models, *([cluster_model] if cluster_model not in text_models else [])]:
         started = time.perf_counter()
-        extractor = TextFeatureExtractor(
-            model,
-            pooling=ex.pooling,
-            batch_size=ex.batch_size,
-            max_length=ex.max_tokens,
-            device=device,
-            progress=ctx.show_progress,
-        )
         wanted = texts if model in text_models else {d: texts[d] for d in TEXT_DATASETS}
-        everything = [t for values in wanted.values() for t in values]
-        layers, _ = extractor(everything)
-        start = 0
-        for dataset, values in wanted.items():
-            save_stack(
-                ctx.out_dir / "features" / f"{dataset}__{_slug(model)}.npz",
-                [layer[start : start + len(values)] for layer in layers],
-            )
-            start += len(values)
-        del extractor
+        # The length-aligned poems are their own group (own checkpoint), so adding them never
+        # invalidates the features of the other datasets.
+        groups = [wanted, *([{ALIGNED_POEMS: aligned}] if aligned else [])]
+        built: list[Any] = []
+
+        def embed_texts(items: list[str], model: str = model, built: list[Any] = built) -> Any:
+            if not built:
+                built.append(
+                    TextFeatureExtractor(
+                        model,
+                        pooling=ex.pooling,
+                        batch_size=ex.batch_size,
+                        max_length=ex.max_tokens,
+                        device=device,
+                        progress=ctx.show_progress,
+                    )
+                )
+            return built[0](items)[0]
+
+        hits = []
+        for group in groups:
+            everything = [t for values in group.values() for t in values]
+            path = model_checkpoint("text", model, settings, everything)
+            layers, hit = _checkpointed_layers(path, lambda e=everything: embed_texts(e))
+            hits.append(hit)
+            start = 0
+            for dataset, values in group.items():
+                save_stack(
+                    ctx.out_dir / "features" / f"{dataset}__{_slug(model)}.npz",
+                    [layer[start : start + len(values)] for layer in layers],
+                )
+                start += len(values)
+        built.clear()
         timings[model] = time.perf_counter() - started
+        reused += [model] if all(hits) else []
     if len(images):
         from uaes_hf.extract.vision import load_image
 
-        pil = [load_image({"bytes": b}) for b in images["image"]]
+        blobs = [bytes(b) for b in images["image"]]
         for model in ex.vision_models:
             started = time.perf_counter()
-            extractor = VisionFeatureExtractor(
-                model,
-                pooling=ex.vision_pooling,
-                batch_size=ex.batch_size * 2,
+
+            def embed_images(model: str = model) -> Any:
+                pil = [load_image({"bytes": b}) for b in blobs]
+                extractor = VisionFeatureExtractor(
+                    model,
+                    pooling=ex.vision_pooling,
+                    batch_size=ex.batch_size * 2,
+                    device=device,
+                    progress=ctx.show_progress,
+                )
+                return extractor(pil)[0]
+
+            path = model_checkpoint("vision", model, {"pooling": ex.vision_pooling}, blobs)
+            layers, hit = _checkpointed_layers(path, embed_images)
+            save_stack(ctx.out_dir / "features" / f"images__{_slug(model)}.npz", layers)
+            timings[model] = time.perf_counter() - started
+            reused += [model] if hit else []
+    if ex.perplexity_model:
+        started = time.perf_counter()
+        items = [f"{d}\0{t}" for d in TEXT_DATASETS for t in texts[d]]
+        max_length = max(ex.max_tokens, 16)
+        path = model_checkpoint(
+            "perplexity", ex.perplexity_model, {"max_tokens": max_length}, items
+        )
+        if path.is_file():
+            table = pd.read_parquet(path)
+            reused.append(f"perplexity:{ex.perplexity_model}")
+        else:
+            scorer = PerplexityScorer(
+                ex.perplexity_model,
+                batch_size=ex.batch_size,
+                max_length=max_length,
                 device=device,
                 progress=ctx.show_progress,
             )
-            layers, _ = extractor(pil)
-            save_stack(ctx.out_dir / "features" / f"images__{_slug(model)}.npz", layers)
-            timings[model] = time.perf_counter() - started
-    if ex.perplexity_model:
-        started = time.perf_counter()
-        scorer = PerplexityScorer(
-            ex.perplexity_model,
-            batch_size=ex.batch_size,
-            max_length=max(ex.max_tokens, 16),
-            device=device,
-            progress=ctx.show_progress,
-        )
-        frames = []
-        for dataset in TEXT_DATASETS:
-            columns, _ = scorer(texts[dataset])
-            table = perplexity_table(columns)
-            table.insert(0, "dataset", dataset)
-            table.insert(1, "row", np.arange(len(table)))
-            frames.append(table)
-        pd.concat(frames, ignore_index=True).to_parquet(ctx.out_dir / "perplexity.parquet")
+            frames = []
+            for dataset in TEXT_DATASETS:
+                columns, _ = scorer(texts[dataset])
+                part = perplexity_table(columns)
+                part.insert(0, "dataset", dataset)
+                part.insert(1, "row", np.arange(len(part)))
+                frames.append(part)
+            table = pd.concat(frames, ignore_index=True)
+            tmp = path.with_name(f".{path.stem}.tmp.parquet")
+            table.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        table.to_parquet(ctx.out_dir / "perplexity.parquet", index=False)
         timings[f"perplexity:{ex.perplexity_model}"] = time.perf_counter() - started
-    (ctx.out_dir / "extract.json").write_text(json.dumps({"seconds": timings}, indent=2))
-    return {"seconds_per_model": {k: round(v, 1) for k, v in timings.items()}}
+    # Timings go to the manifest (the summary), not into the hashed outputs.
+    if reused:
+        _log(f"extract: reused finished features of {', '.join(reused)}")
+    return {
+        "seconds_per_model": {k: round(v, 1) for k, v in timings.items()},
+        "reused_checkpoints": reused,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,6 +528,12 @@ def run_align(ctx: StageContext) -> dict[str, Any]:
     cluster_plain = load_stack(ext, "plain_texts", cfg.analyse.cluster_model)[-1]
     labels = semantic_clusters(cluster_poems, cfg.analyse.n_clusters, cfg.seed)
     np.save(ctx.out_dir / "cluster_labels.npy", labels)
+    aligned_path = ctx.inputs["prepare"] / f"{ALIGNED_POEMS}.parquet"
+    aligned, aligned_features = None, None
+    if aligned_path.is_file():
+        aligned = pd.read_parquet(aligned_path)
+        stacks[ALIGNED_POEMS] = _stacks(ext, ALIGNED_POEMS, text_models)
+        aligned_features = load_stack(ext, ALIGNED_POEMS, cfg.analyse.cluster_model)[-1]
     plan = build_subsets(
         poems,
         plain,
@@ -390,6 +543,8 @@ def run_align(ctx: StageContext) -> dict[str, Any]:
         plain_features=cluster_plain,
         poem_features=cluster_poems,
         cluster_labels=labels,
+        aligned_poems=aligned,
+        aligned_features=aligned_features,
     )
     settings = dict(
         k=al.k,
@@ -569,6 +724,22 @@ def plan_lines(cfg: ExperimentConfig, work_dir: Path | None = None) -> list[str]
     return lines
 
 
+def record_stage_dirs(report_dir: Path, stage_dirs: dict[str, Path]) -> None:
+    """Add ``"stage_dirs"`` (stage -> output folder) to a published report's summary.json.
+
+    Only the published copy gets them: they are paths on this machine, so they stay out of
+    the analyse stage's content (and its cache key). The Space reads them to find the run's
+    poems, images and features (``uaes_hf.space.run_stage_dirs``).
+
+    Example:
+        >>> record_stage_dirs(Path("report"), {"extract": Path("/x")})  # doctest: +SKIP
+    """
+    path = Path(report_dir) / "results" / "summary.json"
+    summary = json.loads(path.read_text("utf-8"))
+    summary["stage_dirs"] = {name: str(Path(d).resolve()) for name, d in stage_dirs.items()}
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True), "utf-8")
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     out_dir: str | Path = "report",
@@ -610,6 +781,7 @@ def run_experiment(
         figures=stored_figures(report_dir),
         figures_from=report_dir,
     )
+    record_stage_dirs(Path(out_dir), {r.name: r.directory for r in results})
     timings[-1]["seconds"] = round(time.perf_counter() - publish_started, 3)
     timings.append(
         {
