@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,21 @@ def test_long_poem_is_truncated_to_fit(backend: LocalRatingBackend) -> None:
     assert truncated and len(ids) <= 700
     with pytest.raises(ValueError, match="max_prompt_tokens"):
         LocalRatingBackend(max_prompt_tokens=10)
+
+
+@pytest.mark.slow
+def test_a_limit_below_the_rubric_is_an_error_not_a_one_token_poem(
+    backend: LocalRatingBackend,
+) -> None:
+    with_one_word = len(backend._render_ids("word"))
+    before = backend.max_prompt_tokens
+    backend.max_prompt_tokens = with_one_word + 2  # room for about 3 poem tokens only
+    try:
+        with pytest.raises(ValueError, match=r"rubric alone is (\d+) tokens") as err:
+            backend.prompt_ids("word " * 200)
+        stated = int(re.search(r"alone is (\d+)", str(err.value)).group(1))
+        assert with_one_word - 3 <= stated < with_one_word
+    finally:
+        backend.max_prompt_tokens = before
+    ids, truncated = backend.prompt_ids("word " * 200)
+    assert truncated and len(ids) <= before

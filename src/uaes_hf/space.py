@@ -762,7 +762,7 @@ def missing_results_message(sources: SpaceSources) -> str:
     return (
         f"No convergence results yet in `{where}`. Press **Compute the embedded default "
         "results now** to run the embedded default experiment here (packaged models and data; "
-        "about 10 minutes on a 2-core CPU, with progress shown), or start the Space with "
+        "about 12 minutes on a 2-core CPU, with progress shown), or start the Space with "
         "`UAES_RESULTS_DIR` pointing at the report folder of `uaes run`."
     )
 

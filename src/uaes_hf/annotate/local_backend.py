@@ -34,6 +34,8 @@ from uaes_hf.annotate.prompts import DEFAULT_POEM_PROMPT, PromptTemplate, get_pr
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 ASSISTANT_PREFIX = '{ "score": '
 DIGITS = ("1", "2", "3", "4", "5")
+# Fewest poem tokens the judge must see; a tighter max_prompt_tokens is an error.
+MIN_POEM_TOKENS = 16
 WEAK_NOTE = (
     "local {model} next-token score (weak judge: a small model reading the rubric; "
     "real but weak, not comparable to GPT-4o): p(1..5)={probs}, expected {expected:.2f}"
@@ -165,6 +167,14 @@ class LocalRatingBackend:
         truncated = False
         ids = self._render_ids(text)
         if len(ids) > self.max_prompt_tokens:
+            rubric_tokens = len(self._render_ids("x")) - 1  # "x": the prompt needs a poem
+            if self.max_prompt_tokens - rubric_tokens < MIN_POEM_TOKENS:
+                # Cutting the poem to almost nothing would rate the rubric, not the poem.
+                raise ValueError(
+                    f"max_prompt_tokens={self.max_prompt_tokens} leaves no room for the poem: "
+                    f"the rubric alone is {rubric_tokens} tokens; use at least "
+                    f"{rubric_tokens + 4 * MIN_POEM_TOKENS}"
+                )
             overflow = len(ids) - self.max_prompt_tokens
             poem_ids = tok.encode(text, add_special_tokens=False)
             keep = max(1, len(poem_ids) - overflow - 8)
