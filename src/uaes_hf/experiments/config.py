@@ -86,6 +86,9 @@ class ExtractConfig:
     max_tokens: int = 160
     device: str = "auto"
     perplexity_model: str | None = None
+    # > 1: text features are extracted by `accelerate launch --num_processes N -m
+    # uaes_hf.extract` (one process per GPU); 1: in this process, as before.
+    num_processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,7 @@ def _check_semantics(cfg: ExperimentConfig) -> None:
     positive("data.n_images", cfg.data.n_images, 0)
     positive("extract.batch_size", cfg.extract.batch_size)
     positive("extract.max_tokens", cfg.extract.max_tokens, 8)
+    positive("extract.num_processes", cfg.extract.num_processes)
     positive("align.k", cfg.align.k)
     positive("align.max_layers_per_model", cfg.align.max_layers_per_model, 0)
     positive("align.n_permutations", cfg.align.n_permutations, 0)
