@@ -57,6 +57,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests metrics spaces benchmarks datasets_scripts
 	$(BIN)/python -m pytest -q
 
 bench: setup
