@@ -218,8 +218,7 @@ def write_run(
 
 def build_space_data(root: Path) -> SpaceTestData:
     """Write all test data under ``root`` (about 2 s)."""
-    from datasets import Features, Image, Value
-
+    from uaes_hf.data.image_poem_text import image_poem_text_features
     from uaes_hf.data.records import poem_features
     from uaes_hf.data.repo import ConfigData, write_dataset_repo
 
@@ -228,20 +227,7 @@ def build_space_data(root: Path) -> SpaceTestData:
     poems_repo = write_dataset_repo(
         root / "poems", [ConfigData("main", poem_rows, features=poem_features(), default=True)]
     )
-    image_features = Features(
-        {
-            "id": Value("string"),
-            "image": Image(),
-            "caption": Value("string"),
-            "poem": Value("string"),
-            "poem_source": Value("string"),
-            "image_aesthetic_score": Value("float32"),
-            "image_aesthetic_level": Value("int8"),
-            "scorer": Value("string"),
-            "license": Value("string"),
-            "source": Value("string"),
-        }
-    )
+    image_features = image_poem_text_features()
     images_repo = write_dataset_repo(
         root / "images",
         [
