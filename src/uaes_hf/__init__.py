@@ -9,8 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from uaes_hf._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -20,10 +19,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'uaes_hf' has no attribute {name!r}")
+__getattr__ = lazy_exports("uaes_hf", _LAZY)
 
 
 __all__ = ["__version__", *_LAZY]

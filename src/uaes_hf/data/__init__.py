@@ -32,8 +32,7 @@ reference_lengths=[r.n_words for r in load_prh_captions()])`` then
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from uaes_hf._lazy import lazy_exports
 
 _LAZY = {
     "load_poems": "uaes_hf.data.repo",
@@ -64,10 +63,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'uaes_hf.data' has no attribute {name!r}")
+__getattr__ = lazy_exports("uaes_hf.data", _LAZY)
 
 
 __all__ = sorted(_LAZY)

@@ -11,8 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from uaes_hf._lazy import lazy_exports
 
 _LAZY = {
     "FeatureStore": "uaes_hf.extract.store",
@@ -38,10 +37,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'uaes_hf.extract' has no attribute {name!r}")
+__getattr__ = lazy_exports("uaes_hf.extract", _LAZY)
 
 
 __all__ = sorted(_LAZY)
