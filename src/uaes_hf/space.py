@@ -127,7 +127,7 @@ def as_frame(data: Any) -> Any:
 
 
 def with_poem_fields(poems: Any) -> Any:
-    """The poems as a DataFrame with every field the Space shows (``id`` and ``text`` needed).
+    r"""The poems as a DataFrame with every field the Space shows (``id`` and ``text`` needed).
 
     Tables with fewer columns (a run's sample, a user's dataset) get defaults: the title is
     the first line, counts come from the text, unknown fields are empty.
@@ -487,11 +487,12 @@ def convergence_matrices(cells: Any) -> tuple[list[str], list[str], dict[str, np
 
     Example:
         >>> import pandas as pd
-        >>> cells = pd.DataFrame({"model_a": ["a"], "model_b": ["b"], "score": [0.5],
-        ...                       "chance": [0.1], "calibrated": [0.4]})
+        >>> cells = pd.DataFrame({"model_a": ["a", "a", "b"], "model_b": ["b", "c", "c"],
+        ...                       "score": [0.5, 0.3, 0.2], "chance": [0.1] * 3,
+        ...                       "calibrated": [0.4] * 3})
         >>> rows, cols, mats = convergence_matrices(cells)
-        >>> mats["score"].tolist()
-        [[nan, 0.5], [0.5, nan]]
+        >>> rows, mats["score"].tolist()
+        (['a', 'b', 'c'], [[nan, 0.5, 0.3], [0.5, nan, 0.2], [0.3, 0.2, nan]])
     """
     cols = RESULT_COLUMNS
     models_a = list(dict.fromkeys(map(str, cells[cols["model_a"]])))
