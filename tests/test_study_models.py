@@ -163,3 +163,70 @@ def test_config_built_models_cap_and_count(tiny_gpt2_dir: Path) -> None:
 def test_packaged_llm_limit_read_from_its_converted_config() -> None:
     limit, source = model_position_limit("smollm2-135m", build_packaged=True)
     assert (limit, source) == (8192, "config.json max_position_embeddings=8192")
+
+
+def test_hub_configs_are_read_from_a_hub_endpoint(tmp_path: Path) -> None:
+    """A real HTTP server on 127.0.0.1 as HF_ENDPOINT: config.json served for gemma-2b, a
+    gated answer for Llama 3 (registry fallback, and the Hub is still asked for the next)."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = json.dumps({"model_type": "gemma", "max_position_embeddings": 4096}).encode()
+    asked: list[str] = []
+
+    class FakeHub(BaseHTTPRequestHandler):
+        def _answer(self, with_body: bool) -> None:
+            asked.append(self.path)
+            if self.path.startswith("/meta-llama/"):
+                self.send_response(401)
+                self.send_header("X-Error-Code", "GatedRepo")
+                self.send_header("Content-Length", "0")
+            elif self.path == "/google/gemma-2b/resolve/main/config.json":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", '"etag-of-config"')
+                self.send_header("X-Repo-Commit", "a" * 40)
+            else:
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound")
+                self.send_header("Content-Length", "0")
+            self.end_headers()
+            if with_body and self.path.endswith("/gemma-2b/resolve/main/config.json"):
+                self.wfile.write(body)
+
+        def do_HEAD(self) -> None:
+            self._answer(False)
+
+        def do_GET(self) -> None:
+            self._answer(True)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+        "HF_HUB_OFFLINE": "0",
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "HF_TOKEN": "",
+    }
+    code = (
+        "import json; from uaes_hf.extract.token_limits import effective_token_caps as caps; "
+        "print(json.dumps([list(c) for c in caps(['llama3-8b', 'gemma-2b'], 100000)]))"
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        )
+    finally:
+        server.shutdown()
+    assert out.returncode == 0, out.stderr
+    llama, gemma = json.loads(out.stdout.strip().splitlines()[-1])
+    assert llama[2] == 8192 and "Hub config not readable (GatedRepoError)" in llama[3]
+    assert gemma[2:] == [4096, "config.json max_position_embeddings=4096 (Hub google/gemma-2b)"]
+    assert "/google/gemma-2b/resolve/main/config.json" in asked

@@ -48,6 +48,7 @@ OFFSET_POSITION_TYPES: frozenset[str] = frozenset(
 )
 # transformers' "no limit" sentinel is int(1e30); any value this large is not a real limit.
 NO_LIMIT = 10**9
+HUB_UNREACHABLE = "Hub unreachable"
 
 
 class TokenCap(NamedTuple):
@@ -182,6 +183,15 @@ def _hub_position_limit(spec: ModelSpec) -> tuple[int | None, str]:
     return limit, f"{source} (Hub {spec.source})"
 
 
+def _is_unreachable(err: Exception) -> bool:
+    """Offline mode or no connection (as opposed to a gated or missing repo)."""
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    unreachable = (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError)
+    name = type(err).__name__
+    return isinstance(err, unreachable) or "Connect" in name or "Timeout" in name
+
+
 def model_position_limit(
     model: str | ModelSpec, *, from_hub: bool = True, build_packaged: bool = False
 ) -> tuple[int | None, str]:
@@ -214,7 +224,8 @@ def model_position_limit(
         try:
             limit, source = _hub_position_limit(spec)
         except Exception as err:  # offline, gated without a token, missing repo
-            failures.append(f"Hub config not readable ({type(err).__name__})")
+            why = HUB_UNREACHABLE if _is_unreachable(err) else "Hub config not readable"
+            failures.append(f"{why} ({type(err).__name__})")
         else:
             if limit is not None:
                 return limit, source
@@ -240,7 +251,8 @@ def effective_token_caps(
         models: registry keys, named sets (``study-llms``), Hub ids or folders (a
             comma-separated string or a list); duplicates are listed once.
         max_tokens: the tokens per text asked for (``extract.max_tokens``).
-        from_hub: read Hub models' configs from the Hub (else the registry's limits).
+        from_hub: read Hub models' configs from the Hub (else the registry's limits);
+            once one model finds the Hub unreachable, the rest use the registry.
         build_packaged: convert packaged models not converted yet to read their configs
             (slow once); otherwise the registry's limits stand in for them.
 
@@ -253,6 +265,8 @@ def effective_token_caps(
     caps = []
     for spec in expand_models(models if isinstance(models, str) else list(models)):
         limit, source = model_position_limit(spec, from_hub=from_hub, build_packaged=build_packaged)
+        if HUB_UNREACHABLE in source:  # one failed connection is enough: skip the others
+            from_hub = False
         cap = None if spec.modality != "text" else cap_max_length(max_tokens, limit)
         caps.append(TokenCap(spec.key, max_tokens, cap, source))
     return caps
