@@ -233,3 +233,16 @@ def test_image_text_without_poems_names_the_columns(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as err:
         import_study_image_text(_write_repo(tmp_path / "nopoem", {"main": table}))
     assert "'poem'" in str(err.value) and "['image', 'text']" in str(err.value)
+
+
+def test_study_config_reads_the_studys_own_datasets() -> None:
+    from uaes_hf.experiments.config import load_config
+
+    data = load_config(Path(__file__).resolve().parents[1] / "configs" / "study.yaml").data
+    assert (data.poems, data.poems_revision, data.aligned_poems) == (
+        "SHENJJ1017/poem_aesthetic_eval",
+        "main",
+        "aligned_s",
+    )
+    assert (data.plain_texts, data.plain_texts_revision) == ("minhuh/prh", "wit_1024")
+    assert data.image_text == "SHENJJ1017/Image-Text"
