@@ -55,8 +55,8 @@ def test_registry_holds_the_study_models_as_data():
     assert {s.source for s in llms} >= {"meta-llama/Meta-Llama-3-8B", "google/gemma-2b"}
     assert "vit_huge_patch14_clip_224.laion2b_ft_in12k" in {s.source for s in vits}
     assert all(s.params_millions for s in (*llms, *vits))
-    # the seed gives no leaderboard numbers: recorded as unknown with a source note
-    assert all(s.ifeval is None and "no numbers" in s.score_source for s in llms)
+    # the study's own leaderboard numbers, with their source (tests/test_study_models.py)
+    assert all(s.ifeval and s.leaderboard_average and s.score_source for s in llms)
     assert tuple(s.key for s in expand_models("packaged-vision")) == MODEL_SETS["packaged-vision"]
     assert all(REGISTRY[k].license for k in MODEL_SETS["packaged-text"])
 

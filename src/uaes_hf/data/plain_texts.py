@@ -48,8 +48,9 @@ def load_prh_captions(
 ) -> list[PlainTextRecord]:
     """The study's plain texts: first caption of each row of ``minhuh/prh@wit_1024``.
 
-    Raises :class:`HubUnavailableError` with what to do instead when the Hub is not
-    reachable.
+    The rows are read by :func:`uaes_hf.data.study_import.import_plain_texts` (the caption
+    kept as the study read it, ``str(row['text'][0])``). Raises
+    :class:`HubUnavailableError` with what to do instead when the Hub is not reachable.
 
     Example:
         >>> captions = load_prh_captions()  # doctest: +SKIP
@@ -58,10 +59,12 @@ def load_prh_captions(
     """
     import os
 
-    from datasets import load_dataset
+    from uaes_hf.data.study_import import import_plain_texts
 
     try:
-        dataset = load_dataset(repo_id, revision=revision, split=split)
+        result = import_plain_texts(repo_id, revision, split=split)
+    except ValueError:  # a reachable dataset without a text column: say so as it is
+        raise
     except Exception as err:  # datasets raises several types for "no network"
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
         raise HubUnavailableError(
@@ -69,14 +72,7 @@ def load_prh_captions(
             f"{' (HF_HUB_OFFLINE is set)' if offline else ''}: {type(err).__name__}: {err}. "
             "Offline, use uaes_hf.data.build_wordnet_plain_texts() (or `uaes prepare embedded`)."
         ) from err
-    records = []
-    for row in dataset:
-        caption = row["text"][0] if isinstance(row["text"], list) else row["text"]
-        text = str(caption).strip()
-        records.append(
-            PlainTextRecord(content_id(text), text, count_words(text), f"{repo_id}@{revision}")
-        )
-    return records
+    return list(result.records)
 
 
 @dataclass(frozen=True)

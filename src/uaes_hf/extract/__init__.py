@@ -24,6 +24,8 @@ _LAZY = {
     "MODEL_SETS": "uaes_hf.extract.registry",
     "expand_models": "uaes_hf.extract.registry",
     "resolve_model": "uaes_hf.extract.registry",
+    "effective_token_caps": "uaes_hf.extract.token_limits",
+    "TokenCap": "uaes_hf.extract.token_limits",
     "TextFeatureExtractor": "uaes_hf.extract.text",
     "VisionFeatureExtractor": "uaes_hf.extract.vision",
     "PerplexityScorer": "uaes_hf.extract.perplexity",

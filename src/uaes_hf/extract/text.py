@@ -3,7 +3,9 @@
 The base model is loaded without its LM head (``AutoModel``): features need hidden states,
 not logits, and on CPU the head of a large-vocabulary model costs more than the whole body.
 Texts are tokenized once, sorted by length and batched, so each batch is padded only to
-its own longest member; the result is returned in the original order.
+its own longest member; the result is returned in the original order. The tokens kept per
+text are capped at the model's position limit (:mod:`uaes_hf.extract.token_limits`): asking
+1024 of a 512-position encoder keeps 512, says so once, and counts the truncated texts.
 
 Example:
     >>> extractor = TextFeatureExtractor("smollm2-135m")  # doctest: +SKIP
@@ -31,6 +33,7 @@ from uaes_hf.extract.batching import (
     run_with_oom_backoff,
 )
 from uaes_hf.extract.registry import ModelSpec, resolve_model
+from uaes_hf.extract.token_limits import cap_max_length, loaded_position_limit
 
 TEXT_POOLINGS = ("mean", "last")
 DEFAULT_MAX_LENGTH = 512
@@ -95,7 +98,7 @@ def packaged_revision(spec: ModelSpec) -> str | None:
         return None
 
 
-def _sentence_transformer_parts(folder: Path) -> tuple[Path, int | None]:
+def sentence_transformer_parts(folder: Path) -> tuple[Path, int | None]:
     """The transformer sub-folder of a sentence-transformers model and its max length."""
     transformer_dir = folder
     modules_file = folder / "modules.json"
@@ -121,7 +124,9 @@ class TextFeatureExtractor:
         pooling: ``mean`` (attention-masked mean, default) or ``last`` (last real token).
         batch_size: texts per forward pass; halved automatically on out-of-memory.
         max_length: tokens kept per text; longer texts are truncated and counted.
-            Default: the sentence-transformers config's limit, else 512.
+            Default: the sentence-transformers config's limit, else 512. Capped at the
+            model's position limit (``position_limit``; the asked value is
+            ``requested_max_length``).
         device: ``cuda``/``cpu``/...; default: CUDA when available.
         dtype: ``auto`` (bfloat16 on GPU, float32 on CPU), ``float32``, ``bfloat16``, ``float16``.
         padding_side: ``right`` or ``left``; pooling is correct under either.
@@ -168,7 +173,7 @@ class TextFeatureExtractor:
         source = local_source(self.spec)
         config_max = None
         if self.spec.kind == "sentence_transformer":
-            transformer_dir, config_max = _sentence_transformer_parts(Path(source))
+            transformer_dir, config_max = sentence_transformer_parts(Path(source))
             source = str(transformer_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(source, revision=self.revision)
         if padding_side is not None:
@@ -183,13 +188,27 @@ class TextFeatureExtractor:
             source, revision=self.revision, dtype=self.torch_dtype
         )
         self.model.to(self.device).eval()
-        self.max_length = max_length or config_max or DEFAULT_MAX_LENGTH
+        self._set_max_length(max_length or config_max or DEFAULT_MAX_LENGTH)
         self.model_revision = (
             getattr(self.model.config, "_commit_hash", None)
             or self.revision
             or packaged_revision(self.spec)
         )
         self._accepts_positions = "position_ids" in _forward_parameters(self.model)
+
+    def _set_max_length(self, requested: int) -> None:
+        """Keep ``requested`` tokens per text, or the model's position limit if smaller."""
+        limit, source = loaded_position_limit(self.model.config, self.tokenizer)
+        self.requested_max_length = requested
+        self.position_limit = limit
+        self.position_limit_source = source
+        self.max_length = cap_max_length(requested, limit)
+        if self.max_length < requested:
+            print(
+                f"uaes: {self.spec.key}: max_tokens {requested} capped at {limit} ({source}); "
+                "longer texts are truncated and counted",
+                file=sys.stderr,
+            )
 
     @classmethod
     def from_loaded(
@@ -227,7 +246,7 @@ class TextFeatureExtractor:
         parameter = next(model.parameters())
         self.device = str(parameter.device)
         self.torch_dtype = parameter.dtype
-        self.max_length = max_length
+        self._set_max_length(max_length)
         self.revision = None
         self.model_revision = None
         self._accepts_positions = "position_ids" in _forward_parameters(model)
@@ -293,6 +312,12 @@ class TextFeatureExtractor:
 
         final_batch = run_with_oom_backoff(order, self.batch_size, step, backoff)
         bar.close()
+        if n_truncated:
+            print(
+                f"uaes: {self.spec.key}: {n_truncated} of {len(ids)} texts truncated at "
+                f"{self.max_length} tokens",
+                file=sys.stderr,
+            )
         self.batch_size = final_batch
         assert pooled is not None
         seconds = time.perf_counter() - started
@@ -311,6 +336,9 @@ class TextFeatureExtractor:
         return {
             **common_description(self),
             "max_length": self.max_length,
+            "requested_max_length": self.requested_max_length,
+            "position_limit": self.position_limit,
+            "position_limit_source": self.position_limit_source,
             "padding_side": self.tokenizer.padding_side,
             "layer_names": ["embeddings", *(f"block{i}" for i in range(n_layers or 0))],
         }
