@@ -82,7 +82,15 @@ def test_per_sample_csv_and_other_metrics(pair, capsys, tmp_path):
         np.linalg.norm(an.T @ an) * np.linalg.norm(bn.T @ bn)
     )
     assert cka["score"] == pytest.approx(expected, rel=1e-9)
-    assert cka["chance_level"] is None
+    # CKA's permutation-null mean in closed form: tr(HKH) tr(HLH) / ((N - 1) ||HKH|| ||HLH||)
+    n = len(a)
+    gram_a, gram_b = an @ an.T, bn @ bn.T
+    chance = (
+        np.trace(gram_a)
+        * np.trace(gram_b)
+        / ((n - 1) * np.linalg.norm(gram_a) * np.linalg.norm(gram_b))
+    )
+    assert cka["chance_level"] == pytest.approx(chance, rel=1e-9)
 
 
 def make_store_entry(folder: Path, layers: list[np.ndarray]) -> Path:
@@ -138,7 +146,9 @@ def test_store_folders_search_the_best_layer_pair(pair, capsys, tmp_path):
         (["a.npy", "b.npy", "-k", "0"], "k must be an integer >= 1"),
         (["a.npy", "bad.txt"], "unsupported file type '.txt'"),
         (["a.npy", "nan.npy"], "NaN or Inf"),
-        (["stack.npy", "b.npy", "--metric", "cka"], "--layer-a/--layer-b to use cka"),
+        (["a.npy", "b.npy", "--metric", "cka", "--per-sample", "o.csv"], "per-sample metric"),
+        (["a.npy", "b.npy", "--outlier-quantile", "1.5"], "must be a number in (0, 1]"),
+        (["a.npy", "b.npy", "--metric", "svcca", "--cca-dim", "50"], "cca_dim=50 is larger"),
         (["stack.npy", "b.npy", "--layer-a", "5"], "--layer-a 5 is out of range"),
         (["a.npy", "b.npy", "--grid", "g.csv"], "--grid needs a layer search"),
         (["a.npy", "."], "must be a feature-store entry"),
