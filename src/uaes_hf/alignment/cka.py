@@ -59,8 +59,16 @@ class CKA(Metric):
         return state.permuted(perm)
 
     def null_state(self, state: KernelSpace) -> KernelSpace:
-        """Hold the Gram matrix during a permutation null when N allows it."""
-        return state.with_gram() if state.n <= MAX_GRAM_SAMPLES else state
+        """The form a permutation null scores fastest.
+
+        Per permutation the Gram route costs ~2 N^2 memory-bound operations, the feature
+        route ``N D_A D_B`` BLAS flops (an order of magnitude faster each, measured on
+        CPU): hold the Gram matrix only when ``N`` is small against ``D^2``.
+        """
+        if state.features is None or state.n > MAX_GRAM_SAMPLES:
+            return state
+        width = state.features.shape[1]
+        return state.with_gram() if 20 * state.n <= width * width else state
 
     def chance_level(self, a: KernelSpace, b: KernelSpace) -> float | None:
         denominator = np.sqrt(a.self_hsic * b.self_hsic)

@@ -43,6 +43,10 @@ class CycleKNN(NeighborMetric):
             out[rows] = (back == rows[:, None, None]).any(axis=(1, 2))
         return out
 
+    def score_states(self, a: Any, b: Any) -> float:
+        # An integer count divided once: the score does not depend on the order of rows.
+        return int(self.per_sample_states(a, b).sum()) / a.n_samples
+
     def chance_level(self, a: Any, b: Any) -> float:
         n, k = a.indices.shape
         in_degree = np.bincount(a.indices.ravel(), minlength=n).astype(np.float64)

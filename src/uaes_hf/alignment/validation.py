@@ -123,7 +123,8 @@ def check_overflow(x: np.ndarray, name: str, dtype: Any) -> None:
     largest = np.abs(x).max(axis=1).astype(np.float64)
     # sum(x^2) <= D * max|x|^2: only rows near the limit need the exact sum (which may
     # itself overflow in float64, so it is taken on rows scaled by their largest value).
-    risky = np.flatnonzero(largest * largest * x.shape[1] >= limit)
+    with np.errstate(over="ignore"):  # inf here just marks a row as risky
+        risky = np.flatnonzero(largest * largest * x.shape[1] >= limit)
     if risky.size == 0:
         return
     rows = np.asarray(x[risky], dtype=np.float64)

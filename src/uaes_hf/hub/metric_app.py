@@ -2,8 +2,9 @@
 
 Each ``metrics/<name>/app.py`` is three lines around :func:`build_metric_demo`. Written with
 ``gr.Blocks`` because evaluate's ``launch_gradio_widget`` is broken on current Gradio. A
-public Space is a shared machine, so requests above :data:`MAX_WORK` (``N * k *
-permutations``) or :data:`MAX_UPLOAD_BYTES` are refused with a message that names the limit.
+public Space is a shared machine, so requests above :data:`MAX_WORK` (``N * k^2 *
+permutations``: each permutation compares N pairs of k-lists) or :data:`MAX_UPLOAD_BYTES`
+are refused with a message that names the limit.
 
 Example:
     >>> from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_UPLOAD_BYTES = 512 * 1024**2
-MAX_WORK = 200_000_000  # N * max(k, 1) * permutations, about a minute on 2 CPU cores
+MAX_WORK = 200_000_000  # N * k^2 * permutations: seconds on 2 CPU cores
 MAX_K = 100
 DISPLAY_NAMES = {
     "mutual_knn": "Mutual kNN",
@@ -52,10 +53,10 @@ def compute_from_files(
     try:
         a = read_features(a_file, max_bytes=MAX_UPLOAD_BYTES)
         b = read_features(b_file, max_bytes=MAX_UPLOAD_BYTES)
-        work = a.shape[0] * max(k, 1) * permutations
+        work = a.shape[0] * max(k, 1) ** 2 * permutations
         if work > MAX_WORK:
             raise ValueError(
-                f"N x k x permutations = {work:,} is above this Space's limit of "
+                f"N x k^2 x permutations = {work:,} is above this Space's limit of "
                 f"{MAX_WORK:,}; use fewer permutations or run the metric locally"
             )
         result = evaluate.load(str(module_dir)).compute(
