@@ -168,3 +168,29 @@ def test_invariances(seed, n, d, k):
             assert same(metric, s(a, b @ q), base), f"{metric}: rotation"
         if metric in SYMMETRIC:
             assert same(metric, s(b, a), base), f"{metric}: symmetry"
+
+
+# ---------------------------------------------------------------- SVCCA's SVD
+
+
+def test_svcca_randomized_svd_is_bounded_by_the_spectrum():
+    """platonic-rep takes the subspaces from a randomised SVD: bound how far that moves it."""
+    rng = np.random.default_rng(30)
+    n = 300
+    # a spectral gap after cca_dim: four strong shared directions plus small noise
+    z = rng.normal(size=(n, 4)) * np.array([10.0, 8.0, 6.0, 5.0])
+    a = z @ rng.normal(size=(4, 40)) + 0.05 * rng.normal(size=(n, 40))
+    b = z @ rng.normal(size=(4, 30)) + 0.05 * rng.normal(size=(n, 30))
+    exact = alignment.svcca(a, b, cca_dim=4)
+    assert exact == alignment.svcca(a, b, cca_dim=4)  # deterministic
+    for seed in range(5):
+        randomized = alignment.svcca(a, b, cca_dim=4, svd="randomized", svd_seed=seed)
+        assert abs(randomized - exact) < 1e-3
+    # a flat spectrum (isotropic features): the randomised subspace is not the top one
+    a, b = rng.normal(size=(n, 64)), rng.normal(size=(n, 48))
+    exact = alignment.svcca(a, b, cca_dim=10)
+    spread = [
+        abs(alignment.svcca(a, b, cca_dim=10, svd="randomized", svd_seed=s) - exact)
+        for s in range(5)
+    ]
+    assert max(spread) < 0.1

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from uaes_hf.alignment.neighbors import NeighborIndex, as_neighbor_index
 from uaes_hf.alignment.validation import (
     check_k,
     check_matrix,
@@ -138,15 +139,13 @@ class NeighborMetric(Metric):
         return n
 
     def prepare(self, features: Any, *, name: str = "features", **search: Any) -> Any:
-        from uaes_hf.alignment import neighbors
-
         if is_neighbor_index(features):
             self.check_samples(features.n_samples)
-            return neighbors.as_neighbor_index(features, self.k, name)
+            return as_neighbor_index(features, self.k, name)
         dtype = search.get("dtype") or "float32"
         features = check_matrix(features, name, dtype=dtype)
         self.check_samples(int(features.shape[0]))
-        return neighbors.as_neighbor_index(features, self.k, name, **search)
+        return as_neighbor_index(features, self.k, name, **search)
 
     def permute(self, state: Any, perm: np.ndarray) -> Any:
         return relabel(state, perm)
@@ -203,8 +202,6 @@ def relabel(index: Any, perm: np.ndarray) -> Any:
     Row i of ``X[perm]`` is row ``perm[i]`` of X, whose neighbours ``j`` become
     ``perm^-1[j]``: kNN_{X[perm]}(i) = perm^-1(kNN_X(perm[i])), in the same order.
     """
-    from uaes_hf.alignment.neighbors import NeighborIndex
-
     inverse = np.empty_like(perm)
     inverse[perm] = np.arange(perm.size)
     return NeighborIndex(inverse[index.indices[perm]], index.similarities[perm])
