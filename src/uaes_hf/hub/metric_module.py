@@ -7,10 +7,13 @@ and its card text. Inputs are two ``N x D`` matrices (``predictions``: model A,
 ``mutual_knn``, ...) are ignored, so that ``evaluate.combine`` can pass one set of arguments
 to several modules.
 
-Example:
-    >>> import evaluate  # doctest: +SKIP
-    >>> evaluate.load("metrics/cka").compute(predictions=a, references=b)  # doctest: +SKIP
-    {'cka': 0.73, 'chance_level': 0.09}
+Example (from a checkout, where the module folders are):
+    >>> import evaluate, numpy as np, uaes_hf
+    >>> from pathlib import Path
+    >>> module = Path(uaes_hf.__file__).parents[2] / "metrics" / "cka"
+    >>> x = np.random.default_rng(0).normal(size=(30, 4))
+    >>> round(evaluate.load(str(module)).compute(predictions=x, references=2 * x)["cka"], 6)
+    1.0
 """
 
 from __future__ import annotations
@@ -58,12 +61,6 @@ Returns:
 # conversion that Sequence(Value) features go through. Only their first dimension may vary,
 # hence D x 1 rather than 1 x D.
 _ROW_FEATURE = datasets.Array2D(shape=(None, 1), dtype="float32")
-_METRIC_OPTIONS = {
-    "lcs_knn": ("normalize",),
-    "cka": ("kernel", "rbf_sigma"),
-    "unbiased_cka": ("kernel", "rbf_sigma"),
-    "svcca": ("cca_dim", "svd", "svd_seed"),
-}
 
 
 def as_rows(x: Any) -> Any:
@@ -165,6 +162,7 @@ class AlignmentMetric(evaluate.Metric, abc.ABC):
         dtype: str = "float32",
     ) -> dict[str, Any]:
         from uaes_hf.alignment import compare
+        from uaes_hf.alignment.registry import METRIC_OPTIONS
         from uaes_hf.alignment.validation import check_same_samples
 
         a = as_matrix(predictions, "predictions")
@@ -179,9 +177,7 @@ class AlignmentMetric(evaluate.Metric, abc.ABC):
             "normalize": normalize,
         }
         options = {
-            name: given[name]
-            for name in _METRIC_OPTIONS.get(self.metric, ())
-            if given[name] is not None
+            name: given[name] for name in METRIC_OPTIONS[self.metric] if given[name] is not None
         }
         result = compare(
             a,

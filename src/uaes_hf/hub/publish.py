@@ -9,11 +9,11 @@ version of the library would compute with other code). :func:`stage` copies the 
 folder (``--dry-run`` stops there); :func:`push` uploads that folder with
 ``huggingface_hub`` (token from ``HF_TOKEN``, never printed).
 
-Example:
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> out = stage(Path("metrics/cka"), Path(tempfile.mkdtemp()) / "space")  # doctest: +SKIP
-    >>> sorted(p.name for p in out.iterdir())  # doctest: +SKIP
+Example (from a checkout, where the module folders are):
+    >>> import tempfile, uaes_hf
+    >>> module = Path(uaes_hf.__file__).parents[2] / "metrics" / "cka"
+    >>> out = stage(module, Path(tempfile.mkdtemp()) / "space")
+    >>> sorted(p.name for p in out.iterdir())
     ['README.md', 'app.py', 'cka.py', 'requirements.txt']
 """
 
