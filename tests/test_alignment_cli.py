@@ -82,7 +82,15 @@ def test_per_sample_csv_and_other_metrics(pair, capsys, tmp_path):
         np.linalg.norm(an.T @ an) * np.linalg.norm(bn.T @ bn)
     )
     assert cka["score"] == pytest.approx(expected, rel=1e-9)
-    assert cka["chance_level"] is None
+    # CKA's permutation-null mean in closed form: tr(HKH) tr(HLH) / ((N - 1) ||HKH|| ||HLH||)
+    n = len(a)
+    gram_a, gram_b = an @ an.T, bn @ bn.T
+    chance = (
+        np.trace(gram_a)
+        * np.trace(gram_b)
+        / ((n - 1) * np.linalg.norm(gram_a) * np.linalg.norm(gram_b))
+    )
+    assert cka["chance_level"] == pytest.approx(chance, rel=1e-9)
 
 
 def make_store_entry(folder: Path, layers: list[np.ndarray]) -> Path:
@@ -138,7 +146,9 @@ def test_store_folders_search_the_best_layer_pair(pair, capsys, tmp_path):
         (["a.npy", "b.npy", "-k", "0"], "k must be an integer >= 1"),
         (["a.npy", "bad.txt"], "unsupported file type '.txt'"),
         (["a.npy", "nan.npy"], "NaN or Inf"),
-        (["stack.npy", "b.npy", "--metric", "cka"], "--layer-a/--layer-b to use cka"),
+        (["a.npy", "b.npy", "--metric", "cka", "--per-sample", "o.csv"], "per-sample metric"),
+        (["a.npy", "b.npy", "--outlier-quantile", "1.5"], "must be a number in (0, 1]"),
+        (["a.npy", "b.npy", "--metric", "svcca", "--cca-dim", "50"], "cca_dim=50 is larger"),
         (["stack.npy", "b.npy", "--layer-a", "5"], "--layer-a 5 is out of range"),
         (["a.npy", "b.npy", "--grid", "g.csv"], "--grid needs a layer search"),
         (["a.npy", "."], "must be a feature-store entry"),
@@ -177,3 +187,51 @@ def test_console_script_help_and_run(pair):
     assert done.returncode == 0, done.stderr
     score = float(next(line for line in done.stdout.splitlines() if "score" in line).split()[-1])
     assert score == pytest.approx(brute_force_mutual_knn(a, b, 10).mean(), abs=1e-6)
+
+
+def test_metric_choices_are_the_library_metrics():
+    from uaes_hf.alignment import METRICS
+    from uaes_hf.commands.align import METRIC_CHOICES
+
+    assert sorted(METRIC_CHOICES) == sorted(METRICS)
+
+
+def test_every_metric_and_its_options_from_the_command_line(pair, capsys, tmp_path):
+    from alignment_references import REFERENCES, cka, lcs_knn_rows
+
+    folder, a, b = pair
+    for metric in ("cycle_knn", "lcs_knn", "edit_distance_knn", "cknna", "unbiased_cka"):
+        result = run_json(capsys, folder / "a.npy", folder / "b.npy", "-k", "6", "--metric", metric)
+        assert result["score"] == pytest.approx(REFERENCES[metric][0](a, b, 6), rel=1e-6)
+    rbf = run_json(capsys, folder / "a.npy", folder / "b.npy", "--metric", "cka",
+                   "--kernel", "rbf", "--rbf-sigma", "0.7")  # fmt: skip
+    assert rbf["score"] == pytest.approx(cka(a, b, "rbf", 0.7), rel=1e-9)
+    assert rbf["options"] == {"kernel": "rbf", "rbf_sigma": 0.7}
+    lcs = run_json(capsys, folder / "a.npy", folder / "b.npy", "--metric", "lcs_knn",
+                   "--normalize-lcs", "-k", "5")  # fmt: skip
+    assert lcs["score"] == pytest.approx(lcs_knn_rows(a, b, 5, normalize_by_k=True).mean())
+    svcca = run_json(capsys, folder / "a.npy", folder / "b.npy", "--metric", "svcca",
+                     "--cca-dim", "3", "--permutations", "19", "--calibration",
+                     "order-statistic", "--bootstrap", "0")  # fmt: skip
+    assert svcca["score"] == pytest.approx(REFERENCES["svcca"][0](a, b, 0), rel=1e-8)
+    assert svcca["calibration"] == "order-statistic" and 0 <= svcca["calibrated_score"] <= 1
+    ci = run_json(capsys, folder / "a.npy", folder / "b.npy", "--bootstrap", "200")
+    assert ci["ci_low"] <= ci["score"] <= ci["ci_high"]
+
+
+def test_unreadable_and_unwritable_files_give_one_line(pair, capsys, tmp_path):
+    folder, _, _ = pair
+    locked = tmp_path / "locked.npy"
+    locked.write_bytes((folder / "a.npy").read_bytes())
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):  # root reads anything: use a path that is a folder
+        locked = tmp_path / "folder.npy"
+        locked.mkdir()
+    code = main(["align", str(locked), str(folder / "b.npy")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("uaes align: error:") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    code = main(["align", str(folder / "a.npy"), str(folder / "b.npy"),
+                 "--per-sample", str(tmp_path / "missing" / "dir" / "out.csv")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "No such file or directory" in err and len(err.strip().splitlines()) == 1

@@ -131,8 +131,8 @@ def test_other_argument_errors():
         (lambda: chance_level(10, 10), "N <= k"),
         (lambda: mutual_knn_matrix([], 3), "feature_sets is empty"),
         (
-            lambda: permutation_test(GOOD[:, None], OTHER[:, None], 3, metric="cka"),
-            "layer stacks are supported for metric='mutual_knn' only",
+            lambda: permutation_test(GOOD[:, None], OTHER, 3, metric="cka"),
+            "A is a layer stack but B is an N x D matrix",
         ),
     ]
     if not _cuda_available():

@@ -109,7 +109,7 @@ def test_gradio_app_end_to_end(tmp_path):
         )
     finally:
         demo.close()
-    assert "mutual kNN** = 1.0000" in summary
+    assert "**Mutual kNN** = 1.0000" in summary
     assert '"chance_level"' in raw
 
 

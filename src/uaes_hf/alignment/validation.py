@@ -58,18 +58,32 @@ def feature_shape(x: Any, name: str) -> tuple[int, ...]:
         raise ValueError(f"{name} is not a rectangular numeric array: {err}") from err
 
 
-def check_matrix(x: Any, name: str = "features") -> Any:
+def check_matrix(x: Any, name: str = "features", *, dtype: Any = None) -> Any:
     """Check that ``x`` is a finite, numeric, non-empty ``N x D`` matrix and return it.
 
     numpy input comes back as a numpy array (lists are converted); a torch tensor comes back
     unchanged (it may live on a GPU), so callers choose where the arithmetic happens.
 
+    Args:
+        x: the matrix.
+        name: how messages refer to it.
+        dtype: the precision the computation will run in (``"float32"``/``"float64"``);
+            when given, values and squared row norms must also be finite in it (float64
+            features above ~1.8e19 are finite but their float32 norms overflow).
+
     Example:
         >>> check_matrix([[1.0, 2.0], [3.0, 4.0]], "A").shape
         (2, 2)
+        >>> check_matrix([[1e20, 0.0], [1.0, 1.0]], "A", dtype="float32")
+        Traceback (most recent call last):
+        ...
+        ValueError: A has 1 row(s) whose squared L2 norm overflows float32 (largest |value| 1e+20), the precision the computation runs in; rescale the features or use dtype='float64'
     """
     if _is_torch_tensor(x):
-        return _check_tensor(x, name)
+        x = _check_tensor(x, name)
+        if dtype is not None and x.is_floating_point():
+            check_overflow(x.detach().cpu().numpy(), name, dtype)
+        return x
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)
@@ -91,7 +105,38 @@ def check_matrix(x: Any, name: str = "features") -> Any:
             raise ValueError(
                 f"{name} contains {bad} NaN or Inf value(s); remove or impute them first"
             )
+    if dtype is not None:
+        check_overflow(x, name, dtype)
     return x
+
+
+def check_overflow(x: np.ndarray, name: str, dtype: Any) -> None:
+    """Raise if ``x``'s squared row norms (hence values) are not finite in ``dtype``.
+
+    Example:
+        >>> check_overflow(np.ones((2, 2)), "A", "float32")
+    """
+    label = str(dtype).replace("torch.", "")
+    if label not in ("float32", "float64", "double"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    limit = np.finfo(np.float32 if label == "float32" else np.float64).max
+    largest = np.abs(x).max(axis=1).astype(np.float64)
+    # sum(x^2) <= D * max|x|^2: only rows near the limit need the exact sum (which may
+    # itself overflow in float64, so it is taken on rows scaled by their largest value).
+    with np.errstate(over="ignore"):  # inf here just marks a row as risky
+        risky = np.flatnonzero(largest * largest * x.shape[1] >= limit)
+    if risky.size == 0:
+        return
+    rows = np.asarray(x[risky], dtype=np.float64)
+    scale = np.where(largest[risky] > 0, largest[risky], 1.0)
+    log_sq = 2 * np.log(scale) + np.log(np.sum(np.square(rows / scale[:, None]), axis=1))
+    bad = int(np.count_nonzero(log_sq >= np.log(limit)))
+    if bad:
+        raise ValueError(
+            f"{name} has {bad} row(s) whose squared L2 norm overflows {label} (largest "
+            f"|value| {float(largest.max()):.3g}), the precision the computation runs in; "
+            f"rescale the features" + (" or use dtype='float64'" if label == "float32" else "")
+        )
 
 
 def _check_sizes(shape: tuple[int, ...], name: str) -> None:
@@ -147,13 +192,11 @@ def split_layers(stack: Any, name: str) -> list[Any]:
         >>> [m.shape for m in split_layers(np.zeros((5, 3, 2)) + 1, "A")]
         [(5, 2), (5, 2), (5, 2)]
     """
-    from uaes_hf.alignment.neighbors import NeighborIndex
-
     if isinstance(stack, (list, tuple)):
         if len(stack) == 0:
             raise ValueError(f"{name} is an empty list of layers")
         layers = [
-            item if isinstance(item, NeighborIndex) else check_matrix(item, f"{name}[{i}]")
+            item if is_neighbor_index(item) else check_matrix(item, f"{name}[{i}]")
             for i, item in enumerate(stack)
         ]
         sizes = {_n_rows(layer) for layer in layers}
@@ -174,10 +217,17 @@ def split_layers(stack: Any, name: str) -> list[Any]:
     return [check_matrix(stack[:, layer], f"{name}[:, {layer}]") for layer in range(shape[1])]
 
 
-def _n_rows(x: Any) -> int:
-    from uaes_hf.alignment.neighbors import NeighborIndex
+def is_neighbor_index(x: Any) -> bool:
+    """Whether ``x`` is a :class:`~uaes_hf.alignment.NeighborIndex`.
 
-    return x.n_samples if isinstance(x, NeighborIndex) else int(x.shape[0])
+    Checked by type name and attributes so that this module imports nothing from the
+    neighbour search (which imports it), keeping the package free of import cycles.
+    """
+    return type(x).__name__ == "NeighborIndex" and hasattr(x, "indices") and hasattr(x, "k")
+
+
+def _n_rows(x: Any) -> int:
+    return x.n_samples if is_neighbor_index(x) else int(x.shape[0])
 
 
 def check_alpha(alpha: float) -> float:

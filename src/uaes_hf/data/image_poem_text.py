@@ -42,9 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from uaes_hf.data.image_ingest import ImageCaptionItem, IngestResult, read_image_captions
+from uaes_hf.data.repo import card_template
 
 CONFIG_NAME = "default"
-CARD_TEMPLATE = Path(__file__).resolve().parents[3] / "model_cards" / "image_poem_text.md"
+CARD_TEMPLATE = card_template("image_poem_text.md")
 REPORT_NAME = "build_report.json"
 RECORD_COLUMNS: tuple[str, ...] = (
     "id",

@@ -38,12 +38,13 @@ from uaes_hf.data.forms import AMBIGUOUS_FORMS, form_category, poem_form_categor
 from uaes_hf.data.ingest import merge_duplicates, read_poems_folder
 from uaes_hf.data.lengths import count_lines, count_words
 from uaes_hf.data.records import PoemRecord, content_id
+from uaes_hf.data.repo import card_template
 from uaes_hf.data.sampling import DEFAULT_BINS, length_aligned_sample, save_length_histogram
 
 CONFIG_NAMES: tuple[str, ...] = ("main", "large", "aligned_5", "aligned_s")
 DEFAULT_MAIN_SIZE = 800  # the study annotated and used about 800 poems
 REPORT_NAME = "build_report.json"
-CARD_TEMPLATE = Path(__file__).resolve().parents[3] / "model_cards" / "poems.md"
+CARD_TEMPLATE = card_template("poems.md")
 
 KAGGLE_CARD_YAML: dict[str, Any] = {
     "license": "other",

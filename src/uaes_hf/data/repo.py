@@ -34,6 +34,18 @@ from typing import Any
 import yaml
 
 SPLIT = "train"
+# Dataset-card templates ship inside the package (package data), so a wheel builds full cards.
+CARD_TEMPLATES = Path(__file__).resolve().parent / "card_templates"
+
+
+def card_template(name: str) -> Path:
+    """The path of a dataset-card template shipped with the package (``poems.md``, ...).
+
+    Example:
+        >>> card_template("poems.md").is_file()
+        True
+    """
+    return CARD_TEMPLATES / name
 
 
 @dataclass

@@ -1,0 +1,38 @@
+"""Edit-distance kNN alignment as an `evaluate` metric (a thin shell over uaes_hf).
+
+Load it with ``evaluate.load("metrics/edit_distance_knn")`` (or ``"<org>/edit_distance_knn"`` from the Hub); the
+computation is ``uaes_hf.alignment.compare(..., metric="edit_distance_knn")``. The card is README.md.
+"""
+
+from __future__ import annotations
+
+import evaluate
+
+from uaes_hf.hub import metric_module
+
+_DESCRIPTION = """\
+Edit-distance kNN is 1 - (mean Levenshtein distance between A's and B's ordered lists of
+each sample's k nearest neighbours) / k (platonic-rep's edit_distance_knn), in [0, 1].
+"""
+
+_CITATION = """\
+@inproceedings{huh2024platonic,
+  title     = {The Platonic Representation Hypothesis},
+  author    = {Huh, Minyoung and Cheung, Brian and Wang, Tongzhou and Isola, Phillip},
+  booktitle = {Proceedings of the 41st International Conference on Machine Learning},
+  year      = {2024}
+}
+@software{uaes_hf,
+  title = {uaes-hf: measuring whether AI models agree on aesthetic data},
+  year  = {2026}
+}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, metric_module.KWARGS_DESCRIPTION)
+class EditDistanceKNN(metric_module.AlignmentMetric):
+    """Edit-distance kNN between two feature matrices (predictions: model A, references: model B)."""
+
+    metric = "edit_distance_knn"
+    description = _DESCRIPTION
+    citation = _CITATION

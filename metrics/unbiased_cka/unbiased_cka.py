@@ -1,0 +1,38 @@
+"""CKA with the unbiased HSIC estimator as an `evaluate` metric (a thin shell over uaes_hf).
+
+Load it with ``evaluate.load("metrics/unbiased_cka")`` (or ``"<org>/unbiased_cka"`` from the Hub); the
+computation is ``uaes_hf.alignment.compare(..., metric="unbiased_cka")``. The card is README.md.
+"""
+
+from __future__ import annotations
+
+import evaluate
+
+from uaes_hf.hub import metric_module
+
+_DESCRIPTION = """\
+Unbiased CKA is CKA with the unbiased HSIC estimator (Song et al., 2012), linear or RBF
+kernel: about 0 for unrelated features at any N and D (platonic-rep's unbiased_cka).
+"""
+
+_CITATION = """\
+@inproceedings{huh2024platonic,
+  title     = {The Platonic Representation Hypothesis},
+  author    = {Huh, Minyoung and Cheung, Brian and Wang, Tongzhou and Isola, Phillip},
+  booktitle = {Proceedings of the 41st International Conference on Machine Learning},
+  year      = {2024}
+}
+@software{uaes_hf,
+  title = {uaes-hf: measuring whether AI models agree on aesthetic data},
+  year  = {2026}
+}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, metric_module.KWARGS_DESCRIPTION)
+class UnbiasedCKA(metric_module.AlignmentMetric):
+    """Unbiased CKA between two feature matrices (predictions: model A, references: model B)."""
+
+    metric = "unbiased_cka"
+    description = _DESCRIPTION
+    citation = _CITATION
