@@ -65,14 +65,17 @@ def test_fault_schedule_every_item_one_outcome(tmp_path: Path) -> None:
             assert row.ok and row.payload["score"] == expected_score(h), row
             assert row.payload["thinking"].startswith("Imagery and rhythm")
         assert row.params["temperature"] == 0.0 and row.params["seed"] == 11
-        assert row.params["prompt_version"] == "poem-aesthetic-v1"
+        assert row.params["prompt_version"] == "poem-aesthetic-v2"
+        assert row.params["max_tokens"] == 700
 
     # the schedule really exercised every fault kind
     faults = Counter(r["fault"] for r in log)
     for kind in ("429", "500", "slow", "garbage_body", "malformed", "score_0", "score_7", "fenced"):
         assert faults[kind] > 0, faults
-    # re-asks happened (3 messages: prompt, bad answer, correction) and were recorded
-    assert any(r["n_messages"] == 3 for r in log)
+    # the study's request: its system message first, max_tokens 700 on every call
+    assert all(r["roles"][:2] == ["system", "user"] and r["max_tokens"] == 700 for r in log)
+    # re-asks happened (4 messages: system, prompt, bad answer, correction) and were recorded
+    assert any(r["n_messages"] == 4 for r in log)
     # for every scored item, the last request got the good answer: nothing after it
     by_item = defaultdict(list)
     for r in log:
