@@ -2,7 +2,8 @@
 
 - :class:`VLMPoemGenerator`: a vision-language model behind an OpenAI-compatible API writes
   a short poem for each image (versioned prompt; answers kept in the durable
-  :class:`~uaes_hf.annotate.store.ResultStore`, so a rerun only pays for what is missing).
+  :class:`~uaes_hf.annotate.store.ResultStore`, so a rerun only pays for what is missing, and
+  two processes on one store never pay twice).
 - :class:`RetrievalPoemBaseline`: offline; each image gets the public-domain stanza whose
   all-MiniLM-L6-v2 embedding is nearest (cosine) to the image's caption. It never looks at
   the pixels, and the stanza was not written for the image: expect a large semantic gap
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from uaes_hf.annotate.image_scorers import (
+from uaes_hf.images.vlm import (
     VLMCallStats,
     encode_image_data_url,
     image_messages,
@@ -226,10 +227,15 @@ class RetrievalPoemBaseline:
     Stanza embeddings of the default pool are cached under
     ``cache_dir("data", "stanza_embeddings")``.
 
-    Example:
-        >>> baseline = RetrievalPoemBaseline()  # doctest: +SKIP
-        >>> baseline.generate([image], ["A cat's face, close up."])[0].source  # doctest: +SKIP
-        'retrieval:all-MiniLM-L6-v2:en.shakespeare.txt#12'
+    Example (a toy encoder that counts two words; the default is the packaged model):
+        >>> class Toy:
+        ...     def encode(self, texts, batch_size=64):
+        ...         return [[t.lower().count("sea"), t.lower().count("cat")] for t in texts]
+        >>> pool = StanzaPool.from_texts(["The sea, the sea\\nis grey", "A cat\\non a mat"])
+        >>> baseline = RetrievalPoemBaseline(pool=pool, encoder=Toy(), cache_embeddings=False)
+        >>> poem = baseline.generate([None], ["A cat's face, close up."])[0]
+        >>> poem.text, poem.source
+        ('A cat\\non a mat', 'retrieval:all-MiniLM-L6-v2:custom#1')
     """
 
     pool: StanzaPool | None = None
@@ -350,9 +356,13 @@ class VLMPoemGenerator:
     key.
 
     Example:
-        >>> gen = VLMPoemGenerator(client, store)  # doctest: +SKIP
-        >>> gen.generate([image], ["caption"])[0].source  # doctest: +SKIP
+        >>> import tempfile, pathlib
+        >>> from uaes_hf.annotate.client import ChatClient, ChatConfig
+        >>> from uaes_hf.annotate.store import ResultStore
+        >>> store = ResultStore(pathlib.Path(tempfile.mkdtemp()) / "poems.sqlite")
+        >>> VLMPoemGenerator(ChatClient(ChatConfig(), api_key="sk-x"), store).name
         'vlm:gpt-4o@image-to-poem-v1'
+        >>> store.close()
     """
 
     client: Any
