@@ -36,7 +36,7 @@ Public API (stable; fields after ``max_tokens`` and the keyword ``deadline`` are
 - ``ChatResult``: ``content``, ``prompt_tokens``, ``completion_tokens`` (all billed replies of
   the call), ``attempts``, ``latency_s``, ``model`` (as the server reported it),
   ``finish_reason``.
-- ``ChatCallError(reason, detail, attempts, prompt_tokens=0, completion_tokens=0)``: raised
+- ``ChatCallError(reason, detail, attempts=0, prompt_tokens=0, completion_tokens=0)``: raised
   by ``chat`` after the last try; ``reason`` is one of ``rate_limited``, ``server_error``,
   ``timeout``, ``connection``, ``bad_request``, ``auth``, ``bad_response``, ``deadline``.
 - ``ChatConfigError``: raised by ``preflight`` (and by ``ChatClient`` for a missing key);
@@ -115,7 +115,7 @@ class ChatCallError(RuntimeError):
         self,
         reason: str,
         detail: str,
-        attempts: int,
+        attempts: int = 0,
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
     ) -> None:

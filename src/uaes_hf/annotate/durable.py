@@ -40,7 +40,7 @@ from typing import Any
 
 from uaes_hf.annotate.backoff import run_bounded
 from uaes_hf.annotate.claims import DEFAULT_LEASE_S, ClaimBook, describe_owner
-from uaes_hf.annotate.client import ChatConfigError
+from uaes_hf.annotate.client import ChatCallError, ChatConfigError
 from uaes_hf.annotate.reask import CallFailure
 from uaes_hf.annotate.store import ResultStore, StoreFullError, StoreKey
 
@@ -113,7 +113,7 @@ def run_durable(
     """Do ``work`` for every job ``(key, item_id)`` and store the outcomes; see the module.
 
     ``work(key)`` returns :class:`Done` or raises :class:`~uaes_hf.annotate.reask.CallFailure`
-    (stored as a failure record); a ``ChatConfigError`` stops the run; any other exception
+    (or any ``ChatCallError``: stored as a failure record); a ``ChatConfigError`` stops the run; any other exception
     becomes a failure record with reason ``error``. ``on_item(state)`` is called once per
     item that leaves the queue (``ok``, ``failed``, ``other``, ``stopped``).
 
@@ -157,7 +157,7 @@ def run_durable(
             return state, None
         try:
             return "ok", work(key)
-        except CallFailure as failure:
+        except ChatCallError as failure:  # CallFailure, or a bare client error
             return "failed", failure
         except ChatConfigError as err:
             stop.set()

@@ -113,6 +113,10 @@ class OpenAIRatingBackend:
     ) -> None:
         if max_reasks < 0:
             raise ValueError(f"max_reasks must be >= 0, got {max_reasks}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        if deadline is not None and deadline <= 0:
+            raise ValueError(f"deadline must be > 0 seconds, got {deadline}")
         self.client = client
         self.prompt = prompt or get_prompt(DEFAULT_POEM_PROMPT)
         self.max_reasks = max_reasks
@@ -272,6 +276,8 @@ def judge_poems(
         ChatConfigError: no key, a dead endpoint (circuit breaker) or a spent request cap.
         StoreFullError: the disk filled up; every result received before is stored.
     """
+    if lease_s <= 0:
+        raise ValueError(f"lease_s must be > 0 seconds, got {lease_s}")
     items = list(items)
     by_hash: dict[str, list[PoemItem]] = {}
     for item in items:

@@ -31,42 +31,11 @@ Example:
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
 POEM_PLACEHOLDER = "<poem_text>"
-
-# The study's rubric as printed in the paper (its first line ends with a space).
-POEM_AESTHETIC_V1_TEXT = (
-    "You are an objective literary evaluator. \n"
-    + """Task:
-1) Evaluate the beauty of the following poem and give it an integer score from 1 to 5 (1 = not beautiful, 5 = extremely beautiful).
-2) First output a concise, non-sensitive rationale (a clear summary explaining why you gave this score). This should be at most ~200 words, avoid step-by-step internal chain-of-thought.
-3) Then output the score.
-4) Finally return a JSON object EXACTLY in this format (no extra commentary):
-{{ "thinking": "<the concise rationale as a string>", "score": <int 1-5> }}
-
-Poem to evaluate:
-<poem_text>
-
-Scoring criteria (you MUST apply these; briefly mention which criteria influenced the score in the rationale):
-- Imagery & Sensory Detail (weight 30%): quality and vividness of images, sensory language.
-- Emotional Impact (weight 25%): emotional resonance, ability to move reader.
-- Language & Diction (weight 15%): word choice, originality, metaphors, semantic richness.
-- Structure & Rhythm (weight 15%): line breaks, meter/flow, internal cohesion.
-- Originality & Depth (weight 15%): fresh perspective or depth of thought.
-
-Scoring method: evaluate each criterion on 0-10, compute weighted sum, map to 1-5:
-total_score_0_10 = weighted average (0-10)
-final_score = round(total_score_0_10 / 2)  # maps 0-10 to 0-5, round to nearest int, but clamp to 1-5
-
-Important instructions for your output:
-- Do NOT reveal internal chain-of-thought. Only provide a concise rationale (summary) explaining which criteria mattered and how.
-- Output MUST be valid JSON as specified in step 4. 'thinking' must be a string, 'score' an integer.
-- Example of allowed rationale: "Strong imagery and emotional resonance; language sometimes cliché; good rhythm; overall score 4."
-
-Now perform the evaluation."""
-)
 
 # What the study's script sent: its f-string, verbatim. The first rubric line ends with a
 # space, every line carries the script's 4-space indent, blank lines are empty.
@@ -102,6 +71,14 @@ POEM_AESTHETIC_V2_TEXT = (
 
     Now perform the evaluation.
     """
+)
+
+# The same rubric as printed in the paper (section "Aesthetic Rating"): without the script's
+# indentation and without the quotes around the poem. Its first line ends with a space.
+POEM_AESTHETIC_V1_TEXT = (
+    textwrap.dedent(POEM_AESTHETIC_V2_TEXT.lstrip("\n"))
+    .replace('"""<poem_text>"""', "<poem_text>")
+    .rstrip()
 )
 
 POEM_AESTHETIC_V1_REASK = (

@@ -37,27 +37,14 @@ from uaes_hf.annotate.client import ChatCallError
 T = TypeVar("T")
 
 
-class CallFailure(RuntimeError):
+class CallFailure(ChatCallError):
     """A task gave up on one item; it becomes a failure record in the store.
 
-    ``reason`` is the client's (``rate_limited``, ``timeout``, ...) or ``invalid_output``
-    after the last re-ask; the token counts are everything billed for the item.
+    Same fields as :class:`~uaes_hf.annotate.client.ChatCallError` (``reason``, ``detail``,
+    ``attempts``, ``prompt_tokens``, ``completion_tokens``): the client's reason
+    (``rate_limited``, ``timeout``, ...), or ``invalid_output`` after the last re-ask, and
+    every token billed for the item.
     """
-
-    def __init__(
-        self,
-        reason: str,
-        detail: str,
-        attempts: int = 0,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-    ) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.attempts = attempts
-        self.prompt_tokens = prompt_tokens
-        self.completion_tokens = completion_tokens
 
 
 @dataclass(frozen=True)

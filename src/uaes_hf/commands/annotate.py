@@ -153,6 +153,8 @@ def run_poems(args: argparse.Namespace) -> int:
         prompt = get_prompt(args.prompt_version)
         items = load_poems(args.path, config=args.config, limit=args.limit)
         backend = _backend(args, prompt)
+        if args.lease_seconds <= 0:
+            raise ValueError(f"--lease-seconds must be > 0, got {args.lease_seconds}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

@@ -1,7 +1,7 @@
 """Build the image-poem-text dataset repo: images, captions, poems, image aesthetic scores.
 
 :func:`build_image_poem_text_repo` reads an image-caption set, makes its rows with
-:func:`uaes_hf.images.records.build_image_text_rows` (the one place image-poem-text rows are
+:func:`uaes_hf.images.records.image_text_rows` (the one place image-poem-text rows are
 built: poems from ``poem_generator``, scores and levels from ``scorer``), turns them into
 published records (license and source per image; an image without a poem is dropped and
 reported) and writes the repo with :mod:`uaes_hf.data.image_poem_text` (parquet with an
@@ -53,7 +53,7 @@ def build_image_poem_text_repo(
         records_from_rows,
         write_image_poem_text_repo,
     )
-    from uaes_hf.images.records import build_image_text_rows
+    from uaes_hf.images.records import ImageTextBuild, image_text_rows
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -63,7 +63,8 @@ def build_image_poem_text_repo(
     )
     if not ingest.items:
         raise ValueError(f"no usable images in {ingest.source}:\n{ingest.report()}")
-    build = build_image_text_rows(
+    build = ImageTextBuild()
+    rows = image_text_rows(
         ingest,
         n_images=None,
         scorer=scorer,
@@ -71,9 +72,10 @@ def build_image_poem_text_repo(
         batch_size=batch_size,
         use_existing=False,
         progress=progress,
+        details=build,
     )
     records, dropped = records_from_rows(
-        build.frame.to_dict("records"),
+        rows.to_dict("records"),
         build.items,
         default_license=default_license,
         default_source=ingest.source,

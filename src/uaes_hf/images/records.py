@@ -20,7 +20,8 @@ Semantics (those of the experiment's prepare stage):
   of this set (quintiles) when at least 5 are finite; an image without a poem gets ``""``,
   one without a usable score NaN and no level. Images are decoded ``batch_size`` at a time.
 
-The dataset builder (:mod:`uaes_hf.images.dataset`) and the experiment use this function.
+The dataset builder (:mod:`uaes_hf.images.dataset`) and the experiment use this function
+(the builder passes ``details`` to learn the fitted cut points and timings for its report).
 
 Example:
     >>> [int(i) for i in sample_rows(10, 3, seed=0)]
@@ -66,11 +67,12 @@ def sample_rows(n_total: int, n_wanted: int | None, seed: int) -> Any:
 
 @dataclass
 class ImageTextBuild:
-    """The rows and how they were made (for a build report)."""
+    """How :func:`image_text_rows` made its rows (pass one as ``details`` to get it filled):
+    the sampled items in row order, the ingest result, the scorer (with its fitted cut
+    points), the poem backend's name, the level mode and cuts, and timings."""
 
-    frame: Any
-    items: list[Any]
-    source: str
+    items: list[Any] = field(default_factory=list)
+    source: str = ""
     ingest: Any = None
     scorer: Any = None
     poem_backend: str = ""
@@ -107,7 +109,7 @@ def _number(value: Any) -> float:
     return number
 
 
-def build_image_text_rows(
+def image_text_rows(
     source: Any,
     *,
     n_images: int | None = None,
@@ -119,21 +121,42 @@ def build_image_text_rows(
     batch_size: int = 32,
     use_existing: bool = True,
     progress: bool = False,
-) -> ImageTextBuild:
-    """:func:`image_text_rows` with what a build report needs (items, fitted scorer, times)."""
+    details: ImageTextBuild | None = None,
+) -> Any:
+    """Image-poem-text rows of ``source`` as a DataFrame (:data:`IMAGE_TEXT_COLUMNS`).
+
+    Args:
+        source: ``"embedded"``, an imagefolder, a Hub dataset id, or an ``IngestResult``.
+        n_images: how many images to draw (0: none; None or >= the set: all, in order).
+        seed: seed of the draw.
+        revision: Hub revision of a Hub dataset.
+        scorer: image aesthetic scorer (default: the classical heuristic baseline).
+        poem_backend: poem generator (default: the offline retrieval baseline).
+        caption_column: caption column of the set (default: found by name).
+        batch_size: images decoded at a time.
+        use_existing: keep a set's own ``poem`` / ``image_aesthetic_level`` columns.
+        progress: progress bar over batches.
+        details: an :class:`ImageTextBuild` to fill with how the rows were made.
+
+    Example:
+        >>> image_text_rows("embedded", n_images=0).columns.tolist() == list(IMAGE_TEXT_COLUMNS)
+        True
+    """
     import pandas as pd
 
+    build = details if details is not None else ImageTextBuild()
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if n_images is not None and n_images < 0:
         raise ValueError(f"n_images must be >= 0 or None, got {n_images}")
     if n_images == 0:
-        return ImageTextBuild(pd.DataFrame(columns=list(IMAGE_TEXT_COLUMNS)), [], str(source))
+        build.source = str(source)
+        return pd.DataFrame(columns=list(IMAGE_TEXT_COLUMNS))
     started = time.perf_counter()
     ingest = _ingest(source, revision, caption_column)
     items = list(ingest.items)
     items = [items[i] for i in sample_rows(len(items), n_images, seed)]
-    build = ImageTextBuild(None, items, ingest.source, ingest)
+    build.items, build.source, build.ingest = items, ingest.source, ingest
     build.timings_s["ingest"] = round(time.perf_counter() - started, 3)
     columns: dict[str, list[Any]] = {
         "id": [item.id for item in items],
@@ -147,8 +170,7 @@ def build_image_text_rows(
         columns["image_aesthetic_score"] = [_number(e.get("image_aesthetic_score")) for e in extras]
         columns["image_aesthetic_level"] = [int(e["image_aesthetic_level"]) for e in extras]
         columns["scorer"] = [e.get("scorer") for e in extras]
-        build.frame = pd.DataFrame(columns, columns=list(IMAGE_TEXT_COLUMNS))
-        return build
+        return pd.DataFrame(columns, columns=list(IMAGE_TEXT_COLUMNS))
     scores, poems = _score_and_write(items, scorer, poem_backend, batch_size, progress, build)
     build.level_mode, build.level_cuts = "fixed", tuple(getattr(build.scorer, "level_cuts", ()))
     fit = getattr(build.scorer, "with_quantile_cuts", None)
@@ -164,8 +186,7 @@ def build_image_text_rows(
         levels if None not in levels else pd.array(levels, dtype="Int64")
     )
     columns["scorer"] = [build.scorer.name] * len(items)
-    build.frame = pd.DataFrame(columns, columns=list(IMAGE_TEXT_COLUMNS))
-    return build
+    return pd.DataFrame(columns, columns=list(IMAGE_TEXT_COLUMNS))
 
 
 def _score_and_write(
@@ -211,48 +232,3 @@ def _score_and_write(
     build.timings_s["score"] = round(t_score, 3)
     build.timings_s["poems"] = round(t_poem, 3)
     return scores, poems
-
-
-def image_text_rows(
-    source: Any,
-    *,
-    n_images: int | None = None,
-    seed: int = 0,
-    revision: str | None = None,
-    scorer: Any = None,
-    poem_backend: Any = None,
-    caption_column: str | None = None,
-    batch_size: int = 32,
-    use_existing: bool = True,
-    progress: bool = False,
-) -> Any:
-    """Image-poem-text rows of ``source`` as a DataFrame (:data:`IMAGE_TEXT_COLUMNS`).
-
-    Args:
-        source: ``"embedded"``, an imagefolder, a Hub dataset id, or an ``IngestResult``.
-        n_images: how many images to draw (0: none; None or >= the set: all, in order).
-        seed: seed of the draw.
-        revision: Hub revision of a Hub dataset.
-        scorer: image aesthetic scorer (default: the classical heuristic baseline).
-        poem_backend: poem generator (default: the offline retrieval baseline).
-        caption_column: caption column of the set (default: found by name).
-        batch_size: images decoded at a time.
-        use_existing: keep a set's own ``poem`` / ``image_aesthetic_level`` columns.
-        progress: progress bar over batches.
-
-    Example:
-        >>> image_text_rows("embedded", n_images=0).columns.tolist() == list(IMAGE_TEXT_COLUMNS)
-        True
-    """
-    return build_image_text_rows(
-        source,
-        n_images=n_images,
-        seed=seed,
-        revision=revision,
-        scorer=scorer,
-        poem_backend=poem_backend,
-        caption_column=caption_column,
-        batch_size=batch_size,
-        use_existing=use_existing,
-        progress=progress,
-    ).frame
