@@ -67,8 +67,9 @@ def _store(args: argparse.Namespace) -> Any:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from uaes_hf.annotate.client import ChatConfigError
+    from uaes_hf.annotate.store import StoreFullError
     from uaes_hf.data.image_ingest import read_image_captions
-    from uaes_hf.data.image_poem_text import build_image_poem_text_repo
+    from uaes_hf.images.dataset import build_image_poem_text_repo
 
     poems = args.poems or ("vlm" if _has_key() else "retrieval")
     scorer_kind = args.scorer or ("vlm" if _has_key() else "classical")
@@ -82,23 +83,23 @@ def cmd_build(args: argparse.Namespace) -> int:
         if "vlm" in (poems, scorer_kind):
             client, store = _chat_client(args), _store(args)
         if scorer_kind == "vlm":
-            from uaes_hf.annotate.image_scorers import VLMScorer
+            from uaes_hf.images.scorers import VLMScorer
 
             scorer: Any = VLMScorer(client, store)
         elif scorer_kind == "laion":
-            from uaes_hf.annotate.image_scorers import LaionPredictorScorer
+            from uaes_hf.images.scorers import LaionPredictorScorer
 
             scorer = LaionPredictorScorer(device=args.device)
         else:
-            from uaes_hf.annotate.image_scorers import ClassicalAestheticScorer
+            from uaes_hf.images.scorers import ClassicalAestheticScorer
 
             scorer = ClassicalAestheticScorer()
         if poems == "vlm":
-            from uaes_hf.annotate.image_to_poem import VLMPoemGenerator
+            from uaes_hf.images.poems import VLMPoemGenerator
 
             generator: Any = VLMPoemGenerator(client, store, show_caption=args.show_caption)
         else:
-            from uaes_hf.annotate.image_to_poem import RetrievalPoemBaseline
+            from uaes_hf.images.poems import RetrievalPoemBaseline
 
             generator = RetrievalPoemBaseline()
         report = build_image_poem_text_repo(
@@ -109,7 +110,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             default_license=args.default_license,
             batch_size=args.batch_size,
         )
-    except (ChatConfigError, RuntimeError, ValueError) as err:
+    except (ChatConfigError, StoreFullError, RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:

@@ -7,6 +7,10 @@ from ``(seed, item_key, attempt)``:
 
 - transport faults: ``429`` (with ``Retry-After``/``retry-after-ms``), ``500``, ``slow``
   (answers after ``slow_s``, past the client's timeout), ``garbage_body`` (HTTP 200, not JSON);
+- opt-in (never in the default weights, so seeded schedules stay as they were):
+  ``empty_choices`` (HTTP 200 with ``choices: []`` and a billed ``usage``), ``trickle``
+  (status line, headers and body sent one byte every ``trickle_s`` seconds), ``hang`` (reads
+  the request and never answers), ``503`` (always "service unavailable");
 - content faults: ``malformed`` (not JSON), ``score_0`` / ``score_7`` (out of range),
   ``fenced`` (valid JSON inside a code fence with chatter around it; NOT a failure).
 
@@ -43,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 TRANSPORT_FAULTS = ("429", "500", "slow", "garbage_body")
+OPT_IN_FAULTS = ("empty_choices", "trickle", "hang", "503")
 CONTENT_FAULTS = ("malformed", "score_0", "score_7", "fenced")
 
 
@@ -87,6 +92,7 @@ class FaultSchedule:
     retry_after: str | None = None  # value of the Retry-After header on 429/500
     retry_after_ms: int | None = 20  # value of retry-after-ms on 429/500
     slow_s: float = 1.0
+    trickle_s: float = 1.0
 
     def fault_for(self, item_key: str, attempt: int) -> str | None:
         """The fault the ``attempt``-th request for ``item_key`` gets (None = good answer)."""
@@ -110,7 +116,12 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-_POEM_RE = re.compile(r"Poem to evaluate:\n(.*?)\n\nScoring criteria", re.DOTALL)
+# The rubric prompts: the study's script quotes the poem in triple double quotes and indents
+# the rubric (poem-aesthetic-v2); the paper's version does neither (poem-aesthetic-v1).
+_POEM_RES = (
+    re.compile(r'Poem to evaluate:\n {4}"""(.*?)"""\n\n {4}Scoring criteria', re.DOTALL),
+    re.compile(r"Poem to evaluate:\n(.*?)\n\nScoring criteria", re.DOTALL),
+)
 
 
 def _user_text(body: dict[str, Any]) -> str:
@@ -133,8 +144,11 @@ def _user_text(body: dict[str, Any]) -> str:
 def default_item_key(body: dict[str, Any]) -> str:
     """sha256 of the poem for the rubric prompt, else of the first user message's text."""
     text = _user_text(body)
-    match = _POEM_RE.search(text)
-    return sha256_text(match.group(1) if match else text)
+    for pattern in _POEM_RES:
+        match = pattern.search(text)
+        if match:
+            return sha256_text(match.group(1))
+    return sha256_text(text)
 
 
 def expected_score(item_key: str) -> int:
@@ -320,6 +334,8 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 "n_messages": len(body.get("messages", [])),
                 "temperature": body.get("temperature"),
                 "seed": body.get("seed"),
+                "max_tokens": body.get("max_tokens"),
+                "roles": [m.get("role") for m in body.get("messages", [])],
             }
             server._log(entry)
             if server.response_delay_s:
@@ -341,6 +357,12 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             if fault == "garbage_body":
                 self._send(200, b"<html>502 bad gateway</html>{{{")
                 return
+            if fault == "503":
+                self._send(503, b'{"error": {"message": "service unavailable"}}')
+                return
+            if fault == "hang":
+                time.sleep(3600)
+                return
             if fault == "slow":
                 time.sleep(sched.slow_s)
             content = server.responder(ChatRequest(body=body, item_key=key, attempt=attempt))
@@ -348,9 +370,27 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 content = apply_content_fault(fault, content)
             prompt_chars = len(json.dumps(body.get("messages", [])))
             payload = _completion(str(body.get("model", "")), content, prompt_chars)
+            if fault == "empty_choices":  # billed, but nothing to use (e.g. a content filter)
+                payload["choices"] = []
             with server._lock:  # what this answer bills (the in-memory log entry only)
                 entry["usage"] = dict(payload["usage"])
+            if fault == "trickle":
+                self._trickle(json.dumps(payload).encode(), sched.trickle_s)
+                return
             self._send(200, json.dumps(payload).encode())
+
+        def _trickle(self, body: bytes, every_s: float) -> None:
+            head = (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            try:
+                for byte in head + body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(every_s)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up: its deadline worked
 
     return Handler
 
@@ -363,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-faults-per-item", type=int, default=3)
     parser.add_argument("--always-fail-rate", type=float, default=0.0)
     parser.add_argument("--slow-s", type=float, default=1.0)
+    parser.add_argument("--fault", default=None, help="give every request this fault")
     parser.add_argument("--delay-s", type=float, default=0.0, help="delay every answer")
     parser.add_argument("--log", type=Path, default=None, help="append one JSON line per request")
     args = parser.parse_args(argv)
@@ -370,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         fault_rate=args.fault_rate,
         max_faults_per_item=args.max_faults_per_item,
-        always_fail_rate=args.always_fail_rate,
+        always_fail_rate=1.0 if args.fault else args.always_fail_rate,
+        always_fail_kind=args.fault or "score_7",
         slow_s=args.slow_s,
     )
     server = FakeOpenAIServer(

@@ -20,7 +20,8 @@ from uaes_hf.data.embedded_images import (
     resolve_source,
 )
 from uaes_hf.data.image_ingest import image_id, image_problem, read_image_captions, read_imagefolder
-from uaes_hf.data.image_poem_text import RECORD_COLUMNS, build_image_poem_text_repo
+from uaes_hf.data.image_poem_text import RECORD_COLUMNS
+from uaes_hf.images.dataset import build_image_poem_text_repo
 
 
 def png_bytes(seed: int, size: tuple[int, int] = (20, 16)) -> bytes:
@@ -116,7 +117,7 @@ def test_caption_table_is_complete_and_its_files_exist() -> None:
 def test_embedded_folder_loads_with_datasets_and_builds_a_repo(tmp_path: Path) -> None:
     from datasets import load_dataset
 
-    from uaes_hf.annotate.image_scorers import ClassicalAestheticScorer
+    from uaes_hf.images.scorers import ClassicalAestheticScorer
 
     result = build_embedded_imagefolder(tmp_path / "emb", max_side=96, progress=False)
     assert result.n_images == len(load_caption_table()) and not result.missing
@@ -159,7 +160,7 @@ def test_embedded_folder_loads_with_datasets_and_builds_a_repo(tmp_path: Path) -
 def test_repo_from_a_folder_with_bad_images(tmp_path: Path) -> None:
     from datasets import load_dataset
 
-    from uaes_hf.annotate.image_scorers import ClassicalAestheticScorer
+    from uaes_hf.images.scorers import ClassicalAestheticScorer
 
     class NoPoemForOne:
         name = "partial"

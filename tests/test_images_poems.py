@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from uaes_hf.annotate.image_to_poem import (
+from uaes_hf.images.poems import (
     PUBLIC_DOMAIN_CORPUS_FILES,
     GeneratedPoem,
     PoemGenerator,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFilter
 
-from uaes_hf.annotate.image_scorers import (
+from uaes_hf.images.scorers import (
     AVA_LEVEL_CUTS,
     ClassicalAestheticScorer,
     ImageAestheticScorer,
@@ -212,7 +212,7 @@ def test_laion_mechanics_with_a_random_tiny_clip(tmp_path) -> None:
     import torch
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from uaes_hf.annotate.image_scorers import laion_head
+    from uaes_hf.images.scorers import laion_head
 
     torch.manual_seed(0)
     config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,

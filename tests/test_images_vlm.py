@@ -20,14 +20,14 @@ from openai_server import ChatRequest, FakeOpenAIServer, FaultSchedule, sha256_t
 from PIL import Image
 
 from uaes_hf.annotate.client import ChatClient, ChatConfig
-from uaes_hf.annotate.image_scorers import (
+from uaes_hf.annotate.store import ResultStore
+from uaes_hf.images.poems import VLMPoemGenerator
+from uaes_hf.images.scorers import (
     AVA_LEVEL_CUTS,
     IMAGE_AESTHETIC_INSTRUCTION,
     VLMScorer,
     encode_image_data_url,
 )
-from uaes_hf.annotate.image_to_poem import VLMPoemGenerator
-from uaes_hf.annotate.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every fault but score_7: on a 1-10 scale "7.x" is a valid (different) score, not a fault.

@@ -65,14 +65,17 @@ def test_fault_schedule_every_item_one_outcome(tmp_path: Path) -> None:
             assert row.ok and row.payload["score"] == expected_score(h), row
             assert row.payload["thinking"].startswith("Imagery and rhythm")
         assert row.params["temperature"] == 0.0 and row.params["seed"] == 11
-        assert row.params["prompt_version"] == "poem-aesthetic-v1"
+        assert row.params["prompt_version"] == "poem-aesthetic-v2"
+        assert row.params["max_tokens"] == 700
 
     # the schedule really exercised every fault kind
     faults = Counter(r["fault"] for r in log)
     for kind in ("429", "500", "slow", "garbage_body", "malformed", "score_0", "score_7", "fenced"):
         assert faults[kind] > 0, faults
-    # re-asks happened (3 messages: prompt, bad answer, correction) and were recorded
-    assert any(r["n_messages"] == 3 for r in log)
+    # the study's request: its system message first, max_tokens 700 on every call
+    assert all(r["roles"][:2] == ["system", "user"] and r["max_tokens"] == 700 for r in log)
+    # re-asks happened (4 messages: system, prompt, bad answer, correction) and were recorded
+    assert any(r["n_messages"] == 4 for r in log)
     # for every scored item, the last request got the good answer: nothing after it
     by_item = defaultdict(list)
     for r in log:
@@ -85,6 +88,8 @@ def test_fault_schedule_every_item_one_outcome(tmp_path: Path) -> None:
     assert summary.n_items == N_POEMS + 1 and summary.n_unique == N_POEMS
     assert summary.done == len(hashes) - len(doomed)
     assert summary.failed == {"invalid_output": len(doomed)}
+    # a failed item is not a final result: it counts as unrated and is retried next run
+    assert summary.unrated == len(doomed) and not summary.complete
     assert summary.prompt_tokens > 0 and summary.cost_usd is not None and summary.cost_usd > 0
     # token/cost accounting: exactly what the server billed in the answers the client got
     # (a "slow" answer arrives after the client's timeout, so the client never sees it)
@@ -109,11 +114,12 @@ def test_fault_schedule_every_item_one_outcome(tmp_path: Path) -> None:
         assert store.count() == len(hashes)
     assert asked == doomed
     assert again.cached == len(hashes) - len(doomed) and again.done == 0
+    assert again.unrated == len(doomed) and again.failed == {"invalid_output": len(doomed)}
     # and with retry_failed=False nothing at all is asked
     with FakeOpenAIServer(schedule) as server, ResultStore(store_path) as store:
         third = judge_poems(items, store, backend(server), progress=False, retry_failed=False)
         assert server.chat_requests() == []
-    assert third.cached_failed == len(doomed)
+    assert third.cached_failed == len(doomed) and third.unrated == len(doomed)
 
 
 def test_transport_failures_become_failure_records(tmp_path: Path) -> None:

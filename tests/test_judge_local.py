@@ -93,13 +93,13 @@ def test_local_backend_real_model(tmp_path: Path, backend: LocalRatingBackend) -
         assert 1.0 <= payload["expected_score"] <= 5.0
         assert 0.0 < payload["digit_mass"] <= 1.0
         assert "weak" in payload["thinking"]
-        assert row.key.backend == "local" and row.key.prompt_version == "poem-aesthetic-v1"
+        assert row.key.backend == "local" and row.key.prompt_version == "poem-aesthetic-v2"
         assert row.prompt_tokens > 400 and row.cost_usd == 0.0
     with out.open(newline="") as fh:
         ratings = list(csv.DictReader(fh))
     assert [r["id"] for r in ratings] == ["sonnet-a", "sonnet-b"]
     assert [r["annotator"] for r in ratings] == [
-        "local:smollm2-135m-instruct:poem-aesthetic-v1 (weak)"
+        "local:smollm2-135m-instruct:poem-aesthetic-v2 (weak)"
     ] * 2
     assert ratings[0]["score"] == ratings[1]["score"] == str(rows[0].payload["score"])
     assert ratings[0]["rationale"] == ratings[1]["rationale"] == rows[0].payload["thinking"]
@@ -112,7 +112,15 @@ def test_local_backend_real_model(tmp_path: Path, backend: LocalRatingBackend) -
     prefix = backend._prefix_ids
     assert len(prefix) > 100 and ids[: len(prefix)] == prefix  # the cached path was taken
     tok = backend._tokenizer
-    assert tok.decode(ids).endswith('<|im_start|>assistant\n{ "score": ')
+    text = tok.decode(ids)
+    assert text.endswith('<|im_start|>assistant\n{ "score": ')
+    # the study's messages through the model's chat template: its system message (not the
+    # template's default one), then the rubric with the poem in triple double quotes
+    assert text.startswith(
+        "<|im_start|>system\nYou are an objective, concise literary critic.<|im_end|>\n"
+        "<|im_start|>user\n\n    You are an objective literary evaluator. \n"
+    )
+    assert f'    """{SONNET}"""\n\n    Scoring criteria' in text and "SmolLM" not in text
     digit_ids = [tok.convert_tokens_to_ids(d) for d in DIGITS]
     with torch.inference_mode():
         logits = backend._lm(input_ids=torch.tensor([ids])).logits[0, -1]
@@ -150,5 +158,5 @@ def test_a_limit_below_the_rubric_is_an_error_not_a_one_token_poem(
         assert with_one_word - 3 <= stated < with_one_word
     finally:
         backend.max_prompt_tokens = before
-    ids, truncated = backend.prompt_ids("word " * 200)
+    ids, truncated = backend.prompt_ids("word " * 600)  # well past the 700-token limit
     assert truncated and len(ids) <= before

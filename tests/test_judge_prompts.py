@@ -19,18 +19,78 @@ from uaes_hf.annotate.export import (
 )
 from uaes_hf.annotate.judge import POEM_TASK, PoemItem
 from uaes_hf.annotate.poem_inputs import load_poems
-from uaes_hf.annotate.prompts import POEM_AESTHETIC_V1_TEXT, get_prompt
+from uaes_hf.annotate.prompts import POEM_AESTHETIC_V1_TEXT, POEM_AESTHETIC_V2_TEXT, get_prompt
 from uaes_hf.annotate.store import ResultStore, StoreKey, input_hash
 
 # sha256 of the study's prompt as printed in the paper (section "Aesthetic Rating"),
 # dedented by its 4-space indent: the template must stay byte-for-byte the study's.
 STUDY_PROMPT_SHA256 = "ce13634b9a1be7b1ea766cd6af795ad3fcce5c7890df1bad60287c5c62131d4b"
+# sha256 of poem-aesthetic-v2's template: the f-string of the study's rating script
+# (poems/rating_poems.py, evaluate_poem) with `{poem_text}` written `<poem_text>`.
+STUDY_SCRIPT_PROMPT_SHA256 = "d02d416060939823eb2d897bc566cebd810283e3c9301c6a6176268b82c47218"
+STUDY_REPO = Path("/work/.mirror/SjJ1017+EPFL25_FDH_Universal_Aesthetics/repo")
 
 
 def test_v1_is_the_study_prompt_verbatim() -> None:
     assert hashlib.sha256(POEM_AESTHETIC_V1_TEXT.encode()).hexdigest() == STUDY_PROMPT_SHA256
     assert POEM_AESTHETIC_V1_TEXT.startswith("You are an objective literary evaluator. \nTask:")
     assert POEM_AESTHETIC_V1_TEXT.count("<poem_text>") == 1
+
+
+def test_v2_is_the_study_scripts_request() -> None:
+    prompt = get_prompt()  # the default
+    assert prompt.version == "poem-aesthetic-v2"
+    assert hashlib.sha256(POEM_AESTHETIC_V2_TEXT.encode()).hexdigest() == STUDY_SCRIPT_PROMPT_SHA256
+    poem = "Line one\nline two"
+    messages = prompt.messages(poem)
+    assert messages[0] == {
+        "role": "system",
+        "content": "You are an objective, concise literary critic.",
+    }
+    assert messages[1]["role"] == "user" and len(messages) == 2
+    text = messages[1]["content"]
+    assert text.startswith("\n    You are an objective literary evaluator. \n    Task:\n")
+    assert '\n    Poem to evaluate:\n    """Line one\nline two"""\n\n    Scoring criteria' in text
+    assert text.endswith("\n    Now perform the evaluation.\n    ")
+    assert prompt.max_tokens == 700
+
+
+def _study_request(poem_text: str) -> tuple[str, dict]:
+    """The study script's user message and request keywords, read from its source (ast)."""
+    import ast
+    import subprocess
+
+    source = subprocess.run(
+        ["git", "-C", str(STUDY_REPO), "show", "HEAD:poems/rating_poems.py"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    tree = ast.parse(source)
+    function = next(n for n in tree.body if getattr(n, "name", "") == "evaluate_poem")
+    assign = next(n for n in function.body if isinstance(n, ast.Assign))
+    expression = ast.fix_missing_locations(ast.Expression(assign.value))
+    user = eval(compile(expression, "rating_poems.py", "eval"), {"poem_text": poem_text})
+    call = next(
+        n
+        for n in ast.walk(function)
+        if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "create"
+    )
+    keywords = {k.arg: k.value for k in call.keywords}
+    request = {name: ast.literal_eval(keywords[name]) for name in ("temperature", "max_tokens")}
+    request["system"] = ast.literal_eval(keywords["messages"].elts[0])  # the user one is a name
+    return user, request
+
+
+@pytest.mark.skipif(not STUDY_REPO.exists(), reason="the study's repository is not mirrored here")
+def test_v2_equals_the_study_script_character_for_character() -> None:
+    poem = 'A {braced} "poem"\n  with an indented line\n\nand a stanza'
+    user, request = _study_request(poem)
+    prompt = get_prompt("poem-aesthetic-v2")
+    assert prompt.messages(poem) == [
+        request["system"],
+        {"role": "user", "content": user},
+    ]
+    assert prompt.max_tokens == request["max_tokens"] == 700
+    assert request["temperature"] == 0.0
 
 
 def test_render_puts_poem_in_place_and_unescapes_braces() -> None:
@@ -50,7 +110,9 @@ def test_render_puts_poem_in_place_and_unescapes_braces() -> None:
 
 
 def test_unknown_version_and_empty_poem() -> None:
-    with pytest.raises(ValueError, match="unknown prompt version 'v9'.*poem-aesthetic-v1"):
+    with pytest.raises(
+        ValueError, match="unknown prompt version 'v9'.*poem-aesthetic-v1, poem-aesthetic-v2"
+    ):
         get_prompt("v9")
     with pytest.raises(ValueError, match="non-empty"):
         get_prompt().render("  ")
@@ -187,3 +249,25 @@ def test_ratings_file_flows_into_poems_dataset_hook(tmp_path: Path) -> None:
                 None,
             ),
         ]
+
+
+def test_ratings_of_the_old_prompt_are_not_reused(tmp_path: Path) -> None:
+    """A store that rated a poem with poem-aesthetic-v1 asks again under v2 (the default)."""
+    from openai_server import FakeOpenAIServer
+
+    from uaes_hf.annotate.client import ChatClient, ChatConfig
+    from uaes_hf.annotate.judge import OpenAIRatingBackend, judge_poems
+
+    poem = PoemItem("p1", "Old prompt, old score\nnew prompt, new ask")
+    v1_key = StoreKey(POEM_TASK, "openai", "gpt-4o", "poem-aesthetic-v1", input_hash(poem.text))
+    with FakeOpenAIServer() as server, ResultStore(tmp_path / "r.sqlite") as store:
+        store.put_ok(v1_key, "p1", {"score": 1, "thinking": "v1"})
+        client = ChatClient(ChatConfig(base_url=server.base_url), api_key="sk-test")
+        summary = judge_poems([poem], store, OpenAIRatingBackend(client), progress=False)
+        (request,) = server.chat_requests()
+        rows = {r.key.prompt_version: r for r in store.results()}
+        again = judge_poems([poem], store, OpenAIRatingBackend(client), progress=False)
+    assert (summary.done, summary.cached) == (1, 0) and (again.done, again.cached) == (0, 1)
+    assert request["roles"] == ["system", "user"] and request["max_tokens"] == 700
+    assert rows["poem-aesthetic-v1"].payload == {"score": 1, "thinking": "v1"}  # untouched
+    assert rows["poem-aesthetic-v2"].payload["thinking"].startswith("Imagery and rhythm")

@@ -6,9 +6,17 @@ and adds what a long annotation run needs:
 
 - retries with exponential backoff and jitter on 429, 5xx, timeouts and connection errors,
   honouring ``Retry-After`` / ``retry-after-ms``;
-- bounded concurrency (:func:`run_bounded`: at most ``concurrency`` calls in flight, so a
-  Ctrl-C or a crash loses at most those);
-- token usage on every result;
+- limits: ``timeout`` is a hard wall-clock limit on each HTTP attempt (connect, send, status
+  line, headers and the whole body: a server that trickles bytes fails when it runs out,
+  see :mod:`uaes_hf.annotate.deadline`); ``deadline`` bounds a whole :meth:`ChatClient.chat`
+  call, retries and waits included; ``max_tokens`` has a default; ``max_requests`` caps the
+  HTTP requests one client may make (for a public demo);
+- a circuit breaker: after ``breaker_threshold`` attempts in a row fail with a timeout, a
+  connection error or a 5xx, the endpoint is taken as down and every call raises ONE
+  :class:`ChatEndpointDown` (a :class:`ChatConfigError`) without another request;
+- token usage of every billed reply, also of replies that could not be used (a 200 with no
+  ``choices``): it is added to the call's result, or to the :class:`ChatCallError` when the
+  call fails; :meth:`ChatClient.usage` totals a client's requests and tokens;
 - :meth:`ChatClient.preflight`: ONE clear :class:`ChatConfigError` at start for a missing key,
   a rejected key or an unreachable endpoint, instead of a traceback per item.
 
@@ -16,53 +24,80 @@ The key is read from ``OPENAI_API_KEY`` only; it is never logged, printed or put
 ``messages`` are passed through unchanged, so content parts such as
 ``{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}`` work.
 
-Public API (stable):
+Public API (stable; fields after ``max_tokens`` and the keyword ``deadline`` are additions):
 
 - ``ChatConfig(model="gpt-4o", base_url=None, timeout=60.0, max_retries=6, backoff_base=1.0,
-  backoff_max=60.0, concurrency=8, temperature=0.0, seed=0, max_tokens=None)``
+  backoff_max=60.0, concurrency=8, temperature=0.0, seed=0, max_tokens=1024, deadline=None,
+  breaker_threshold=8, max_requests=None)``
 - ``ChatClient(config, api_key=None)``: ``api_key=None`` reads ``OPENAI_API_KEY``.
-  ``.preflight() -> None``; ``.chat(messages, **extra) -> ChatResult`` (retries included;
-  ``extra`` goes to ``chat.completions.create``, e.g. ``response_format``);
-  ``.request_params() -> dict`` (model, temperature, seed, ... to record with results).
-- ``ChatResult``: ``content``, ``prompt_tokens``, ``completion_tokens``, ``attempts``,
-  ``latency_s``, ``model`` (as the server reported it), ``finish_reason``.
-- ``ChatCallError(reason, detail, attempts)``: raised by ``chat`` after the last try;
-  ``reason`` is one of ``rate_limited``, ``server_error``, ``timeout``, ``connection``,
-  ``bad_request``, ``auth``, ``bad_response``.
-- ``ChatConfigError``: raised by ``preflight`` (and by ``ChatClient`` for a missing key).
-- ``run_bounded(fn, items, concurrency) -> Iterator[(item, result | None, exception | None)]``
-  yields as calls complete, with at most ``concurrency`` in flight.
-- ``backoff_delay(attempt, base, cap, rng, retry_after=None) -> float``.
+  ``.preflight() -> None``; ``.chat(messages, *, deadline=None, **extra) -> ChatResult``
+  (retries included; ``extra`` goes to ``chat.completions.create``, e.g. ``max_tokens``);
+  ``.request_params() -> dict``; ``.usage() -> ChatUsage``; ``.reset_breaker()``.
+- ``ChatResult``: ``content``, ``prompt_tokens``, ``completion_tokens`` (all billed replies of
+  the call), ``attempts``, ``latency_s``, ``model`` (as the server reported it),
+  ``finish_reason``.
+- ``ChatCallError(reason, detail, attempts=0, prompt_tokens=0, completion_tokens=0)``: raised
+  by ``chat`` after the last try; ``reason`` is one of ``rate_limited``, ``server_error``,
+  ``timeout``, ``connection``, ``bad_request``, ``auth``, ``bad_response``, ``deadline``.
+- ``ChatConfigError``: raised by ``preflight`` (and by ``ChatClient`` for a missing key);
+  subclasses ``ChatEndpointDown`` (breaker open) and ``ChatBudgetExceeded`` (``max_requests``).
+- ``run_bounded``, ``backoff_delay``, ``parse_retry_after``: see :mod:`.backoff`.
 
 Example:
-    >>> from uaes_hf.annotate.client import ChatClient, ChatConfig  # doctest: +SKIP
-    >>> client = ChatClient(ChatConfig(base_url="http://127.0.0.1:8000/v1"))  # doctest: +SKIP
-    >>> client.preflight()  # doctest: +SKIP
-    >>> client.chat([{"role": "user", "content": "Say hi"}]).content  # doctest: +SKIP
-    'Hi!'
+    >>> client = ChatClient(ChatConfig(base_url="http://127.0.0.1:9/v1", max_requests=0),
+    ...                     api_key="sk-test")
+    >>> client.chat([{"role": "user", "content": "Say hi"}])
+    Traceback (most recent call last):
+    ...
+    uaes_hf.annotate.client.ChatBudgetExceeded: this client may make 0 requests (max_requests), and they are spent
 """
 
 from __future__ import annotations
 
-import email.utils
 import os
-import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any
+
+from uaes_hf.annotate.backoff import backoff_delay, parse_retry_after, run_bounded
+
+__all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MODEL",
+    "ChatBudgetExceeded",
+    "ChatCallError",
+    "ChatClient",
+    "ChatConfig",
+    "ChatConfigError",
+    "ChatEndpointDown",
+    "ChatResult",
+    "ChatUsage",
+    "backoff_delay",
+    "parse_retry_after",
+    "run_bounded",
+]
 
 API_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_MODEL = "gpt-4o"
-
-T = TypeVar("T")
-R = TypeVar("R")
+DEFAULT_MAX_TOKENS = 1024
+# Reasons that say the endpoint itself may be down (not one bad item, not a rate limit).
+DOWN_REASONS = frozenset({"timeout", "connection", "server_error"})
 
 
 class ChatConfigError(RuntimeError):
     """The client cannot start: missing or rejected key, unreachable endpoint, bad settings."""
+
+
+class ChatEndpointDown(ChatConfigError):
+    """The circuit breaker is open: too many attempts in a row found the endpoint down."""
+
+
+class ChatBudgetExceeded(ChatConfigError):
+    """The client's request cap (``max_requests``) is spent."""
 
 
 class ChatCallError(RuntimeError):
@@ -70,25 +105,40 @@ class ChatCallError(RuntimeError):
 
     Attributes:
         reason: short machine-readable cause (``rate_limited``, ``server_error``, ``timeout``,
-            ``connection``, ``bad_request``, ``auth``, ``bad_response``).
+            ``connection``, ``bad_request``, ``auth``, ``bad_response``, ``deadline``).
         detail: human-readable detail (never contains the key).
         attempts: how many HTTP attempts were made.
+        prompt_tokens, completion_tokens: what the replies received before failing billed.
     """
 
-    def __init__(self, reason: str, detail: str, attempts: int) -> None:
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        attempts: int = 0,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+    ) -> None:
         super().__init__(f"{reason} after {attempts} attempt(s): {detail}")
         self.reason = reason
         self.detail = detail
         self.attempts = attempts
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
 
 
 @dataclass(frozen=True)
 class ChatConfig:
     """Settings of a :class:`ChatClient`; everything but the key.
 
+    ``timeout`` is the total seconds of one HTTP attempt; ``deadline`` (None: unbounded) the
+    total seconds of one ``chat`` call with its retries; ``breaker_threshold`` attempts in a
+    row that find the endpoint down open the circuit (0: never); ``max_requests`` caps the
+    HTTP requests of the client (None: no cap).
+
     Example:
-        >>> ChatConfig(model="gpt-4o-mini", concurrency=4).model
-        'gpt-4o-mini'
+        >>> ChatConfig(model="gpt-4o-mini", concurrency=4).max_tokens
+        1024
     """
 
     model: str = DEFAULT_MODEL
@@ -100,24 +150,35 @@ class ChatConfig:
     concurrency: int = 8
     temperature: float | None = 0.0
     seed: int | None = 0
-    max_tokens: int | None = None
+    max_tokens: int | None = DEFAULT_MAX_TOKENS
+    deadline: float | None = None
+    breaker_threshold: int = 8
+    max_requests: int | None = None
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError("model must be a non-empty string, e.g. 'gpt-4o'")
         if self.timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ValueError(f"deadline must be > 0 seconds or None, got {self.deadline}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.backoff_base < 0 or self.backoff_max < 0:
             raise ValueError("backoff_base and backoff_max must be >= 0")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1 or None, got {self.max_tokens}")
+        if self.breaker_threshold < 0:
+            raise ValueError(f"breaker_threshold must be >= 0, got {self.breaker_threshold}")
+        if self.max_requests is not None and self.max_requests < 0:
+            raise ValueError(f"max_requests must be >= 0 or None, got {self.max_requests}")
 
 
 @dataclass(frozen=True)
 class ChatResult:
-    """One successful chat completion and what it cost."""
+    """One successful chat completion and what it cost (every billed reply of the call)."""
 
     content: str
     prompt_tokens: int
@@ -133,68 +194,14 @@ class ChatResult:
         return asdict(self)
 
 
-def backoff_delay(
-    attempt: int,
-    base: float,
-    cap: float,
-    rng: random.Random,
-    retry_after: float | None = None,
-) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based).
+@dataclass(frozen=True)
+class ChatUsage:
+    """What a client has done so far: HTTP requests, replies that carried usage, tokens."""
 
-    Exponential backoff with "equal jitter": half of ``min(cap, base * 2**(attempt-1))`` plus a
-    uniform random share of the other half, so waits grow but concurrent clients spread out.
-    A server's ``Retry-After`` is a floor: we never retry sooner than it asked (plus up to 10%
-    jitter), even above ``cap``.
-
-    Example:
-        >>> import random
-        >>> 0.5 <= backoff_delay(1, 1.0, 60.0, random.Random(0)) <= 1.0
-        True
-        >>> backoff_delay(1, 1.0, 60.0, random.Random(0), retry_after=3.0) >= 3.0
-        True
-    """
-    exp = min(cap, base * (2 ** max(0, attempt - 1)))
-    delay = exp / 2 + rng.uniform(0, exp / 2)
-    if retry_after is not None and retry_after >= 0:
-        delay = max(delay, retry_after + rng.uniform(0, 0.1 * retry_after))
-    return delay
-
-
-def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
-    """Seconds a server asked us to wait, from ``retry-after-ms`` or ``Retry-After``.
-
-    ``Retry-After`` may be a number of seconds or an HTTP date. Returns ``None`` when absent
-    or unparseable.
-
-    Example:
-        >>> parse_retry_after({"retry-after": "2"})
-        2.0
-        >>> parse_retry_after({"retry-after-ms": "150"})
-        0.15
-    """
-    if not headers:
-        return None
-    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
-    ms = lowered.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    requests: int = 0
+    billed_replies: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 def _classify(err: BaseException) -> tuple[str, bool, float | None]:
@@ -224,8 +231,8 @@ class ChatClient:
 
     Example:
         >>> client = ChatClient(ChatConfig(base_url="http://127.0.0.1:9/v1"), api_key="sk-test")
-        >>> client.request_params()["model"]
-        'gpt-4o'
+        >>> client.request_params()["model"], client.usage().requests
+        ('gpt-4o', 0)
     """
 
     def __init__(
@@ -242,9 +249,13 @@ class ChatClient:
         self._key = _Secret(key.strip())
         self._sleep = sleep
         self._rng = random.Random(rng_seed)
-        self._rng_lock = threading.Lock()
+        self._lock = threading.Lock()  # rng, usage counters, breaker
         self._client: Any = None
+        self._backend: Any = None
         self._client_lock = threading.Lock()
+        self._usage = ChatUsage()
+        self._down_in_a_row = 0
+        self._down: str | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"ChatClient(model={self.config.model!r}, base_url={self.endpoint!r})"
@@ -269,6 +280,16 @@ class ChatClient:
             "max_tokens": self.config.max_tokens,
         }
 
+    def usage(self) -> ChatUsage:
+        """Requests made and tokens billed by this client so far (all threads)."""
+        with self._lock:
+            return self._usage
+
+    def reset_breaker(self) -> None:
+        """Close the circuit again (e.g. a long-lived demo after the endpoint came back)."""
+        with self._lock:
+            self._down, self._down_in_a_row = None, 0
+
     def _redact(self, text: str) -> str:
         """``text`` with the key replaced: some servers echo the presented key in errors."""
         return text.replace(self._key.value, "<hidden>") if self._key.value else text
@@ -287,10 +308,14 @@ class ChatClient:
                 self._require_key()
                 import openai
 
+                from uaes_hf.annotate.deadline import DeadlineBackend, deadline_http_client
+
+                self._backend = DeadlineBackend()
                 kwargs: dict[str, Any] = {
                     "api_key": self._key.value,
                     "max_retries": 0,  # retries are ours, with Retry-After and jitter
                     "timeout": self.config.timeout,
+                    "http_client": deadline_http_client(self._backend, self.config.timeout),
                 }
                 if self.config.base_url:
                     kwargs["base_url"] = self.config.base_url
@@ -309,9 +334,11 @@ class ChatClient:
         import openai
 
         self._require_key()
-        client = self._openai().with_options(timeout=timeout or min(self.config.timeout, 15.0))
+        limit = timeout or min(self.config.timeout, 15.0)
+        client = self._openai().with_options(timeout=limit)
         try:
-            client.models.list()
+            with self._backend.deadline(limit):
+                client.models.list()
         except openai.AuthenticationError as err:
             raise ChatConfigError(
                 f"the endpoint {self.endpoint} rejected the key in {API_KEY_ENV} "
@@ -319,8 +346,8 @@ class ChatClient:
             ) from None
         except openai.APITimeoutError:
             raise ChatConfigError(
-                f"the endpoint {self.endpoint} did not answer within "
-                f"{timeout or min(self.config.timeout, 15.0):.0f} s; check --base-url."
+                f"the endpoint {self.endpoint} did not answer within {limit:.0f} s; "
+                "check --base-url."
             ) from None
         except openai.APIConnectionError as err:
             cause = self._redact(f"{type(err.__cause__ or err).__name__}: {err.__cause__ or err}")
@@ -335,19 +362,81 @@ class ChatClient:
                     f"the endpoint {self.endpoint} refused access (HTTP 403)."
                 ) from None
 
-    def chat(self, messages: Sequence[Mapping[str, Any]], **extra: Any) -> ChatResult:
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        deadline: float | None = None,
+        **extra: Any,
+    ) -> ChatResult:
         """One chat completion, retried on transient faults.
 
         Args:
             messages: OpenAI chat messages, passed through unchanged (text or content parts,
                 including ``image_url`` parts with data URLs).
+            deadline: total seconds for this call, retries and waits included (default: the
+                config's ``deadline``; None: only ``timeout`` per attempt bounds it).
             **extra: more ``chat.completions.create`` arguments (override the config's).
 
         Raises:
-            ChatCallError: after ``max_retries`` retries, or at once when not retryable.
-            ChatConfigError: no key.
+            ChatCallError: after ``max_retries`` retries, at once when not retryable, or
+                (reason ``deadline``) when the call's deadline leaves no time for a retry.
+            ChatConfigError: no key; :class:`ChatEndpointDown` when the breaker is open;
+                :class:`ChatBudgetExceeded` when ``max_requests`` is spent.
         """
         client = self._openai()
+        params = self._params(messages, extra)
+        limit = self.config.deadline if deadline is None else deadline
+        if limit is not None and limit <= 0:
+            raise ValueError(f"deadline must be > 0 seconds, got {limit}")
+        start = time.monotonic()
+        end = None if limit is None else start + limit
+        attempt = billed_in = billed_out = 0
+        while True:
+            self._before_attempt()
+            attempt += 1
+            budget = self.config.timeout
+            if end is not None:
+                budget = min(budget, end - time.monotonic())
+            try:
+                with self._backend.deadline(budget):
+                    response = client.chat.completions.create(**params, timeout=budget)
+                p_tok, c_tok = _usage(response)
+                billed_in, billed_out = billed_in + p_tok, billed_out + c_tok
+                self._after_attempt(None, p_tok, c_tok, billed=_has_usage(response))
+                latency = time.monotonic() - start
+                return _to_result(response, attempt, latency, billed_in, billed_out)
+            except Exception as err:  # classified below; unknown errors are retried
+                if isinstance(err, ChatCallError):  # a billed reply without a usable choice
+                    reason, retryable, retry_after, detail = err.reason, True, None, err.detail
+                else:
+                    reason, retryable, retry_after = _classify(err)
+                    detail = f"{type(err).__name__}: {self._redact(_short(err))}"
+                    self._after_attempt(reason, 0, 0, billed=False)
+                if not retryable or attempt > self.config.max_retries:
+                    raise ChatCallError(reason, detail, attempt, billed_in, billed_out) from None
+            with self._lock:
+                delay = backoff_delay(
+                    attempt,
+                    self.config.backoff_base,
+                    self.config.backoff_max,
+                    self._rng,
+                    retry_after,
+                )
+            left = None if end is None else end - time.monotonic()
+            if left is not None and delay >= left:
+                raise ChatCallError(
+                    "deadline",
+                    f"the call's {limit:g} s deadline leaves no time for retry {attempt + 1} "
+                    f"({delay:.1f} s wait, {max(0.0, left):.1f} s left); last error {reason}: "
+                    f"{detail}",
+                    attempt,
+                    billed_in,
+                    billed_out,
+                )
+            self._sleep(delay)
+
+    def _params(self, messages: Sequence[Mapping[str, Any]], extra: dict[str, Any]) -> dict:
         params: dict[str, Any] = {"model": self.config.model, "messages": list(messages)}
         if self.config.temperature is not None:
             params["temperature"] = self.config.temperature
@@ -356,31 +445,42 @@ class ChatClient:
         if self.config.max_tokens is not None:
             params["max_tokens"] = self.config.max_tokens
         params.update(extra)
-        attempt = 0
-        start = time.monotonic()
-        while True:
-            attempt += 1
-            try:
-                response = client.chat.completions.create(**params)
-                return _to_result(response, attempt, time.monotonic() - start)
-            except Exception as err:  # classified below; unknown errors are retried
-                if isinstance(err, ChatCallError):
-                    reason, retryable, retry_after = err.reason, True, None
-                    detail = err.detail
-                else:
-                    reason, retryable, retry_after = _classify(err)
-                    detail = f"{type(err).__name__}: {self._redact(_short(err))}"
-                if not retryable or attempt > self.config.max_retries:
-                    raise ChatCallError(reason, detail, attempt) from None
-                with self._rng_lock:
-                    delay = backoff_delay(
-                        attempt,
-                        self.config.backoff_base,
-                        self.config.backoff_max,
-                        self._rng,
-                        retry_after,
-                    )
-                self._sleep(delay)
+        params.pop("timeout", None)  # the attempt's budget decides
+        return params
+
+    def _before_attempt(self) -> None:
+        """Refuse at once when the breaker is open or the request cap is spent."""
+        with self._lock:
+            if self._down is not None:
+                raise ChatEndpointDown(self._down)
+            cap = self.config.max_requests
+            if cap is not None and self._usage.requests >= cap:
+                raise ChatBudgetExceeded(
+                    f"this client may make {cap} requests (max_requests), and they are spent"
+                )
+            self._usage = _add(self._usage, requests=1)
+
+    def _after_attempt(self, reason: str | None, p_tok: int, c_tok: int, *, billed: bool) -> None:
+        with self._lock:
+            if billed:
+                self._usage = _add(
+                    self._usage, billed_replies=1, prompt_tokens=p_tok, completion_tokens=c_tok
+                )
+            if reason not in DOWN_REASONS:
+                self._down_in_a_row = 0  # the endpoint answered
+                return
+            self._down_in_a_row += 1
+            threshold = self.config.breaker_threshold
+            if threshold and self._down_in_a_row >= threshold and self._down is None:
+                self._down = (
+                    f"the endpoint {self.endpoint} looks down: {self._down_in_a_row} attempts in "
+                    f"a row failed (last: {reason}); stopped instead of trying every item. "
+                    "Check the server, then rerun: finished items are kept."
+                )
+
+
+def _add(usage: ChatUsage, **counts: int) -> ChatUsage:
+    return ChatUsage(**{k: getattr(usage, k) + counts.get(k, 0) for k in asdict(usage)})
 
 
 class _Secret:
@@ -402,7 +502,20 @@ def _short(err: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _to_result(response: Any, attempts: int, latency: float) -> ChatResult:
+def _has_usage(response: Any) -> bool:
+    return getattr(response, "usage", None) is not None
+
+
+def _usage(response: Any) -> tuple[int, int]:
+    usage = getattr(response, "usage", None)
+    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    return prompt_tokens, completion_tokens
+
+
+def _to_result(
+    response: Any, attempts: int, latency: float, prompt_tokens: int, completion_tokens: int
+) -> ChatResult:
     try:
         choice = response.choices[0]
         content = choice.message.content
@@ -410,9 +523,6 @@ def _to_result(response: Any, attempts: int, latency: float) -> ChatResult:
         raise ChatCallError("bad_response", f"no choices in response: {err}", attempts) from None
     if content is None:
         content = ""
-    usage = getattr(response, "usage", None)
-    prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
     return ChatResult(
         content=str(content),
         prompt_tokens=prompt_tokens,
@@ -422,64 +532,3 @@ def _to_result(response: Any, attempts: int, latency: float) -> ChatResult:
         model=str(getattr(response, "model", "") or ""),
         finish_reason=getattr(choice, "finish_reason", None),
     )
-
-
-def run_bounded(
-    fn: Callable[[T], R], items: Iterable[T], concurrency: int
-) -> Iterator[tuple[T, R | None, BaseException | None]]:
-    """Apply ``fn`` to ``items`` on threads, at most ``concurrency`` in flight, yielding
-    ``(item, result, None)`` or ``(item, None, exception)`` as each call completes.
-
-    Items are handed out lazily, so stopping the iteration (Ctrl-C, ``break``) leaves at most
-    ``concurrency`` calls running. Workers are daemon threads: on Ctrl-C the process exits
-    at once instead of waiting for calls in flight (their results are simply lost).
-
-    Example:
-        >>> sorted(r for _, r, _ in run_bounded(lambda x: x * x, range(5), concurrency=2))
-        [0, 1, 4, 9, 16]
-    """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    iterator = iter(items)
-    todo: queue.Queue[Any] = queue.Queue()
-    done: queue.Queue[tuple[Any, Any, BaseException | None]] = queue.Queue()
-    stop = threading.Event()
-
-    def worker() -> None:
-        while not stop.is_set():
-            item = todo.get()
-            if item is _SENTINEL:
-                return
-            try:
-                done.put((item, fn(item), None))
-            except BaseException as err:  # handed to the consumer
-                done.put((item, None, err))
-
-    threads = [
-        threading.Thread(target=worker, name=f"uaes-call-{i}", daemon=True)
-        for i in range(concurrency)
-    ]
-    for thread in threads:
-        thread.start()
-    in_flight = 0
-    try:
-        for item in iterator:
-            todo.put(item)
-            in_flight += 1
-            if in_flight >= concurrency:
-                break
-        while in_flight:
-            item, result, err = done.get()
-            in_flight -= 1
-            yield item, result, err
-            nxt = next(iterator, _SENTINEL)
-            if nxt is not _SENTINEL:
-                todo.put(nxt)
-                in_flight += 1
-    finally:
-        stop.set()
-        for _ in threads:
-            todo.put(_SENTINEL)
-
-
-_SENTINEL = object()

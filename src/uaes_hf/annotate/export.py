@@ -7,11 +7,11 @@ store (one per poem id, duplicates of a text share its rating); items that ended
 failure record go to :func:`failure_rows` instead, so nothing disappears silently.
 
 The ``annotator`` names backend, model and prompt version, e.g.
-``openai:gpt-4o:poem-aesthetic-v1``; local scores carry a ``(weak)`` suffix.
+``openai:gpt-4o:poem-aesthetic-v2``; local scores carry a ``(weak)`` suffix.
 
 Example:
-    >>> annotator_name("openai", "gpt-4o", "poem-aesthetic-v1")
-    'openai:gpt-4o:poem-aesthetic-v1'
+    >>> annotator_name("openai", "gpt-4o", "poem-aesthetic-v2")
+    'openai:gpt-4o:poem-aesthetic-v2'
 """
 
 from __future__ import annotations

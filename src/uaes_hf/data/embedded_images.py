@@ -18,10 +18,10 @@ What the builder does to each image (documented in the dataset card):
 
 An image whose package is not installed is reported and skipped.
 
-Example:
-    >>> result = build_embedded_imagefolder()  # doctest: +SKIP
-    >>> result.folder.name, result.n_images, result.missing  # doctest: +SKIP
-    ('embedded_images', 50, [])
+Example (built once into the cache, then reused):
+    >>> result = build_embedded_imagefolder(progress=False)
+    >>> result.folder.name, result.n_images + len(result.missing)
+    ('embedded_images', 50)
 """
 
 from __future__ import annotations
@@ -195,9 +195,14 @@ def gradient_background(size: tuple[int, int], direction: str, start: str, end: 
 def prepare_image(source: Path, max_side: int = DEFAULT_MAX_SIDE) -> Any:
     """Open a packaged image as the RGB picture that goes into the sample.
 
-    Example:
-        >>> prepare_image(Path("/usr/share/backgrounds/mate/nature/Dune.jpg")).size  # doctest: +SKIP
-        (1024, 640)
+    Example (a half-transparent 2000 x 500 PNG: composited over white, downscaled):
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> path = Path(tempfile.mkdtemp()) / "wide.png"
+        >>> Image.new("RGBA", (2000, 500), (255, 0, 0, 128)).save(path)
+        >>> picture = prepare_image(path)
+        >>> picture.mode, picture.size, picture.getpixel((0, 0))
+        ('RGB', (1024, 256), (255, 127, 127))
     """
     from PIL import Image
 
@@ -240,9 +245,9 @@ def build_embedded_imagefolder(
     table is reused unless ``overwrite``.
 
     Example:
-        >>> result = build_embedded_imagefolder("/tmp/embedded")  # doctest: +SKIP
-        >>> from datasets import load_dataset  # doctest: +SKIP
-        >>> load_dataset("/tmp/embedded", split="train")[0]["image"].size  # doctest: +SKIP
+        >>> folder = build_embedded_imagefolder(progress=False).folder
+        >>> sorted(p.name for p in folder.iterdir() if p.suffix == ".csv")
+        ['metadata.csv']
     """
     target = Path(out_dir) if out_dir is not None else default_embedded_dir()
     stamp = f"{caption_table_hash()}:{max_side}"

@@ -12,9 +12,16 @@ row without a caption is recorded as a :class:`SkippedImage` and skipped, never 
 never silent.
 
 Example:
-    >>> result = read_imagefolder("path/to/images")  # doctest: +SKIP
-    >>> len(result.items), [s.reason for s in result.skipped]  # doctest: +SKIP
-    (48, ['missing file', 'unreadable image: image file is truncated'])
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> Image.new("RGB", (8, 8), "teal").save(folder / "a.png")
+    >>> _ = (folder / "b.png").write_bytes(b"not a png")
+    >>> _ = (folder / "metadata.csv").write_text(
+    ...     "file_name,caption\\na.png,A teal square.\\nb.png,Broken.\\nc.png,Gone.\\n")
+    >>> result = read_imagefolder(folder)
+    >>> len(result.items), [s.reason.split(":")[0] for s in result.skipped]
+    (1, ['unreadable image', 'missing file'])
 """
 
 from __future__ import annotations
@@ -213,8 +220,15 @@ def read_imagefolder(folder: str | Path, caption_column: str | None = None) -> I
     (``not in metadata``) so nothing is dropped silently.
 
     Example:
-        >>> result = read_imagefolder("data/embedded_images")  # doctest: +SKIP
-        >>> print(result.report())  # doctest: +SKIP
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> Image.new("RGB", (8, 8)).save(folder / "a.png")
+        >>> Image.new("RGB", (8, 8)).save(folder / "stray.png")
+        >>> _ = (folder / "metadata.csv").write_text("file_name,caption\\na.png,Black.\\n")
+        >>> print(read_imagefolder(folder).report().replace(str(folder), "DIR"))
+        DIR: 1 images read, 1 skipped
+          skipped 'stray.png': not in metadata
     """
     root = Path(folder)
     if not root.is_dir():
@@ -277,8 +291,11 @@ def read_hub_dataset(
     Images are taken undecoded (``Image(decode=False)``) and then fully decoded once to
     check them, so a broken image is reported and skipped instead of crashing the run.
 
-    Example:
-        >>> result = read_hub_dataset("someone/image-descriptions", limit=1000)  # doctest: +SKIP
+    Example (needs the Hub; only the argument check runs offline):
+        >>> read_hub_dataset("someone/image-descriptions", limit=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: limit must be >= 1, got 0
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
@@ -327,7 +344,10 @@ def read_image_captions(
     """Read a local imagefolder when ``source`` is a directory, else a Hub dataset id.
 
     Example:
-        >>> read_image_captions("tests/data/images")  # doctest: +SKIP
+        >>> read_image_captions("no-such-folder")
+        Traceback (most recent call last):
+        ...
+        ValueError: no-such-folder is neither a local folder nor a Hub dataset id (owner/name)
     """
     if Path(source).is_dir():
         return read_imagefolder(source, caption_column)
