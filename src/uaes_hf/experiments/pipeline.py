@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from uaes_hf.experiments.config import ExperimentConfig
-
-MANIFEST = "_manifest.json"
+from uaes_hf.experiments.layout import MANIFEST, RunLayout
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,8 @@ class Stage:
             JSON-serialisable summary.
         fingerprint: optional ``fingerprint(config) -> str`` of inputs outside the config
             (e.g. a local data folder's file sizes and mtimes).
+        revision: the format of the stage's outputs; bumping it gives the stage a new key
+            (empty: not part of the key, so existing keys stay valid).
     """
 
     name: str
@@ -60,6 +61,7 @@ class Stage:
     depends_on: tuple[str, ...]
     run: Callable[[StageContext], dict[str, Any]]
     fingerprint: Callable[[ExperimentConfig], str] | None = None
+    revision: str = ""
 
 
 @dataclass
@@ -113,12 +115,14 @@ def stage_key(
         "upstream": dict(sorted(upstream_hashes.items())),
         "fingerprint": stage.fingerprint(config) if stage.fingerprint else "",
     }
+    if stage.revision:
+        payload["revision"] = stage.revision
     text = json.dumps(payload, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _read_manifest(directory: Path) -> dict[str, Any] | None:
-    path = directory / MANIFEST
+    path = RunLayout.manifest(directory)
     if not path.is_file():
         return None
     try:
@@ -160,7 +164,7 @@ def run_stages(
     Args:
         stages: in dependency order.
         config: the experiment config.
-        work_dir: root of the stage folders (``<work_dir>/<stage>/<key[:16]>/``).
+        work_dir: root of the stage folders (:meth:`RunLayout.stage_dir`).
         force: stage names to recompute even when cached (later stages rerun only if the
             recomputed outputs differ).
         show_progress: tqdm bar over the stages (stages show their own inner bars).
@@ -181,7 +185,7 @@ def run_stages(
         bar.set_postfix_str(stage.name)
         upstream = {dep: results[dep].output_hash for dep in stage.depends_on}
         key = stage_key(stage, config, upstream, version)
-        directory = work_dir / stage.name / key[:16]
+        directory = RunLayout.stage_dir(work_dir, stage.name, key)
         start = time.perf_counter()
         manifest = None if stage.name in forced else _read_manifest(directory)
         if manifest is not None and manifest.get("key") == key:
@@ -232,7 +236,7 @@ def _compute(
             "summary": summary,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), "utf-8")
+        RunLayout.manifest(tmp).write_text(json.dumps(manifest, indent=2, default=str), "utf-8")
         if directory.exists():  # an unfinished folder from an interrupted run
             shutil.rmtree(directory)
         os.replace(tmp, directory)
