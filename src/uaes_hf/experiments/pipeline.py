@@ -6,9 +6,17 @@ finished folder (``_manifest.json`` written last, atomically) is not run again; 
 reruns but produces byte-identical outputs leaves every later stage cached.
 
 Example:
-    >>> from uaes_hf.experiments.pipeline import Stage, run_stages  # doctest: +SKIP
-    >>> stages = [Stage("prepare", ("data",), (), prepare_fn)]  # doctest: +SKIP
-    >>> results = run_stages(stages, config, work_dir)  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from uaes_hf.experiments.config import load_config
+    >>> def prepare(ctx):
+    ...     (ctx.out_dir / "items.txt").write_text("a poem")
+    ...     return {"n": 1}
+    >>> stages, work = [Stage("prepare", ("data",), (), prepare)], Path(tempfile.mkdtemp())
+    >>> first = run_stages(stages, load_config(), work, show_progress=False)
+    >>> again = run_stages(stages, load_config(), work, show_progress=False)
+    >>> first[0].cached, again[0].cached, again[0].summary
+    (False, True, {'n': 1})
 """
 
 from __future__ import annotations

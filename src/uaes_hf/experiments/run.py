@@ -47,6 +47,7 @@ def plan_lines(cfg: ExperimentConfig, work_dir: Path | None = None) -> list[str]
         lines.append(
             f"    {stage.name:<9} keys: {', '.join(stage.sections)}; after: "
             f"{', '.join(stage.depends_on) or '-'}"
+            + (f"; output format {stage.revision}" if stage.revision else "")
         )
     if work_dir is not None:
         lines.append(f"  stage cache: {work_dir}")

@@ -4,10 +4,11 @@ store (:mod:`uaes_hf.features`), in one process or under ``accelerate launch``.
 Everything heavy is imported lazily, so ``import uaes_hf.extract`` loads no torch.
 
 Example:
-    >>> from uaes_hf.extract import FeatureStore, extract_features  # doctest: +SKIP
+    >>> from uaes_hf.extract import FeatureStore, extract_features
+    >>> FeatureStore.__module__, extract_features.__module__
+    ('uaes_hf.features.store', 'uaes_hf.extract.run')
     >>> extract_features(["a poem", "a text"], "smollm2-135m").shape  # doctest: +SKIP
     (2, 31, 576)
-    >>> FeatureStore("features/").load(dataset="poems", model="gemma3-270m")  # doctest: +SKIP
 """
 
 from __future__ import annotations
