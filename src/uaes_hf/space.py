@@ -18,9 +18,12 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from uaes_hf.experiments.layout import ReportLayout
 
 # Upload limits of the "Your features" tab: a feature file larger than this is refused
 # before it is parsed, and so is a matrix with more rows (the permutation null costs
@@ -769,8 +772,8 @@ def missing_results_message(sources: SpaceSources) -> str:
 
 
 # The Space records which stage folders produced a report it computed (a report written by
-# `uaes run` may list them in results/summary.json under "stage_dirs").
-RUN_SIDECAR = "space_run.json"
+# `uaes run` lists them in results/summary.json under "stage_dirs"); the name is the layout's.
+RUN_SIDECAR = ReportLayout(Path()).space_run.name
 
 
 class SpaceData:
@@ -963,42 +966,37 @@ def load_image_records(source: Any) -> Any:
 
 def run_stage_dirs(results_dir: Any) -> dict[str, Any]:
     """Stage folders of the run that wrote a report: the Space's sidecar or the summary's."""
-    import json
-    from pathlib import Path
+    from uaes_hf.experiments.layout import stage_dirs_of
 
-    results_dir = Path(results_dir)
-    sidecar = results_dir / RUN_SIDECAR
-    if sidecar.is_file():
-        dirs = json.loads(sidecar.read_text("utf-8"))
-    else:
-        from uaes_hf.experiments import load_results
-
-        dirs = load_results(results_dir).summary.get("stage_dirs") or {}
-    found = {name: Path(path) for name, path in dirs.items() if Path(path).is_dir()}
-    if not found:
-        raise FileNotFoundError(f"the stage folders of the run behind {results_dir} are unknown")
-    return found
+    return stage_dirs_of(results_dir)
 
 
 def read_run_poems(stages: dict[str, Any]) -> Any:
-    """The run's poems in feature-row order, annotated when the annotate stage ran."""
+    """The run's poems, annotated when the annotate stage ran (rows match features by id)."""
     import pandas as pd
 
-    for stage in ("annotate", "prepare"):
-        path = stages.get(stage)
-        if path is not None and (path / "poems.parquet").is_file():
-            return pd.read_parquet(path / "poems.parquet")
-    raise FileNotFoundError("the run has no poems.parquet")
+    from uaes_hf.experiments.layout import RunLayout
+
+    layout = RunLayout(stages)
+    try:
+        path = layout.poems
+    except ValueError:
+        raise FileNotFoundError("the run has no poems") from None
+    if not path.is_file():
+        raise FileNotFoundError(f"the run has no poems ({path})")
+    return pd.read_parquet(path)
 
 
 def read_run_images(stages: dict[str, Any]) -> Any:
     """The run's image-text pairs (image bytes, caption, poem, aesthetic score and level)."""
     import pandas as pd
 
-    path = stages.get("prepare")
-    if path is None or not (path / "image_text.parquet").is_file():
-        raise FileNotFoundError("the run has no image_text.parquet")
-    frame = pd.read_parquet(path / "image_text.parquet")
+    from uaes_hf.experiments.layout import RunLayout
+
+    path = RunLayout(stages).image_text if "prepare" in stages else None
+    if path is None or not path.is_file():
+        raise FileNotFoundError("the run has no image-text pairs")
+    frame = pd.read_parquet(path)
     if frame.empty:
         raise FileNotFoundError("the run used no images (data.n_images = 0)")
     frame["image"] = [
@@ -1043,7 +1041,7 @@ def run_default_experiment(report_dir: Any) -> None:
     report_dir = Path(report_dir)
     _, stages = run_experiment(load_config(), report_dir, show_progress=True)
     dirs = {stage.name: str(stage.directory) for stage in stages}
-    (report_dir / RUN_SIDECAR).write_text(json.dumps(dirs, indent=2), "utf-8")
+    ReportLayout(report_dir).space_run.write_text(json.dumps(dirs, indent=2), "utf-8")
 
 
 class _FeatureRows:
@@ -1056,7 +1054,8 @@ class _FeatureRows:
         return None
 
     def rows_as_poems(self, poems: Any) -> Any:
-        """The poems that have feature rows, in row order, with their row in ``_row``."""
+        """The poems that have feature rows, in row order, with their row in ``_row``
+        (joined by id; by position only for features stored without ids)."""
         frame = as_frame(poems)
         n_rows = self.n_rows()
         ids = self.row_ids()
@@ -1077,42 +1076,6 @@ class _FeatureRows:
         return keep.sort_values("_row").reset_index(drop=True)
 
 
-class RunFeatureSet(_FeatureRows):
-    """The features a ``uaes run`` extract stage saved (``features/<dataset>__<model>.npz``)."""
-
-    def __init__(self, extract_dir: Any, dataset: str = "poems") -> None:
-        from pathlib import Path
-
-        self.extract_dir = Path(extract_dir)
-        self.dataset = dataset
-        prefix = f"{dataset}__"
-        self.files = {
-            path.name[len(prefix) : -len(".npz")].replace("--", "/"): path
-            for path in sorted((self.extract_dir / "features").glob(f"{prefix}*.npz"))
-        }
-        if not self.files:
-            raise FileNotFoundError(f"no {dataset} features in {self.extract_dir / 'features'}")
-
-    def models(self) -> list[str]:
-        return sorted(self.files)
-
-    def n_rows(self) -> int:
-        with np.load(next(iter(self.files.values()))) as data:
-            return int(data[sorted(data.files)[0]].shape[0])
-
-    def layer(self, model: str, index: int = -1, rows: Any = None) -> np.ndarray:
-        """One layer's ``N x D`` features as float32 (optionally only ``rows``)."""
-        from uaes_hf.experiments.stages import load_stack
-
-        if model not in self.files:
-            raise ValueError(f"no stored features for model {model!r}; stored: {self.models()}")
-        layers = load_stack(self.extract_dir, self.dataset, model)
-        if not -len(layers) <= int(index) < len(layers):
-            raise ValueError(f"{model}: layer {index} out of range for {len(layers)} layers")
-        matrix = np.asarray(layers[int(index)], dtype=np.float32)
-        return matrix if rows is None else matrix[np.asarray(rows)]
-
-
 class StoredFeatureSet(_FeatureRows):
     """The features of one dataset in a feature store (``uaes extract``): one entry per model."""
 
@@ -1124,7 +1087,7 @@ class StoredFeatureSet(_FeatureRows):
     @classmethod
     def open(cls, root: Any, dataset: str | None = None) -> StoredFeatureSet:
         """The entries under ``root`` for ``dataset`` (default: the first dataset stored)."""
-        from uaes_hf.extract.store import FeatureStore
+        from uaes_hf.features.store import FeatureStore
 
         store = FeatureStore(root)
         metas = store.entries()
@@ -1152,7 +1115,7 @@ class StoredFeatureSet(_FeatureRows):
         meta = self.metas[model]
         return self.store.load(
             dataset=self.dataset, model=model, pooling=meta.get("pooling"),
-            fingerprint=meta.get("dataset_fingerprint"),
+            fingerprint=meta.get("dataset_fingerprint"), options=meta.get("options"),
         )  # fmt: skip
 
     def layer(self, model: str, index: int = -1, rows: Any = None) -> np.ndarray:
@@ -1166,16 +1129,25 @@ class StoredFeatureSet(_FeatureRows):
         return matrix if rows is None else matrix[np.asarray(rows)]
 
     def row_ids(self) -> list[str] | None:
-        """Record ids of the feature rows when the store recorded them."""
-        meta = next(iter(self.metas.values()))
-        for key in ("ids", "item_ids", "record_ids"):
-            if isinstance(meta.get(key), list):
-                return [str(v) for v in meta[key]]
-        return None
+        """Record ids of the feature rows (None when stored without ids)."""
+        stored = self._load(next(iter(self.metas)))
+        return None if stored.ids_are_positions else stored.ids
+
+
+class RunFeatureSet(StoredFeatureSet):
+    """The features a ``uaes run`` extract stage stored (its feature store, one dataset)."""
+
+    def __init__(self, extract_dir: Any, dataset: str = "poems") -> None:
+        from uaes_hf.experiments.layout import RunLayout
+
+        store_dir = RunLayout({"extract": extract_dir}).feature_store
+        opened = StoredFeatureSet.open(store_dir, dataset)
+        super().__init__(opened.store, opened.dataset, list(opened.metas.values()))
+        self.extract_dir = extract_dir
 
 
 def _same_name(stored: Any, name: str) -> bool:
-    from uaes_hf.extract.store import slugify
+    from uaes_hf.features.store import slugify
 
     return stored is not None and (str(stored) == name or slugify(str(stored)) == slugify(name))
 
@@ -1188,7 +1160,7 @@ def read_feature_upload(path: Any, name: str, *, max_bytes: int = MAX_UPLOAD_BYT
     from pathlib import Path
 
     from uaes_hf.alignment.validation import check_matrix
-    from uaes_hf.feature_files import read_features
+    from uaes_hf.features.files import read_features
 
     shown = f"{name} ({Path(path).name})"
     try:

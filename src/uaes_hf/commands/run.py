@@ -86,7 +86,8 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"uaes run: invalid config: {err}", file=sys.stderr)
         return 2
-    from uaes_hf.experiments.stages import default_work_dir, plan_lines, run_experiment
+    from uaes_hf.experiments.layout import default_work_dir
+    from uaes_hf.experiments.run import plan_lines, run_experiment
 
     work_dir = args.work_dir or default_work_dir()
     if args.dry_run:

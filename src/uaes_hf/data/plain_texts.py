@@ -30,9 +30,8 @@ import numpy as np
 
 from uaes_hf.data.lengths import count_words
 from uaes_hf.data.records import PlainTextRecord, content_id
+from uaes_hf.data.study_import import PRH_REPO, PRH_REVISION
 
-PRH_REPO = "minhuh/prh"
-PRH_REVISION = "wit_1024"
 WORDNET_DIR = Path("/usr/share/wordnet")
 WORDNET_LICENSE = "WordNet 3.0 license (Princeton University; BSD-like, attribution required)"
 # noun lexicographer files of concrete things: animal, artifact, food, location, object, plant

@@ -46,8 +46,11 @@ from typing import Any
 
 from uaes_hf.data.forms import form_category
 from uaes_hf.data.lengths import count_lines, count_words
-from uaes_hf.data.plain_texts import PRH_REPO, PRH_REVISION
 from uaes_hf.data.records import PlainTextRecord, PoemRecord, content_id
+
+# The study's plain texts: the first caption of each row of minhuh/prh at wit_1024.
+PRH_REPO = "minhuh/prh"
+PRH_REVISION = "wit_1024"
 
 STUDY_POEMS = "SHENJJ1017/poem_aesthetic_eval"
 STUDY_IMAGE_TEXT = "SHENJJ1017/Image-Text"

@@ -1,8 +1,9 @@
 """Experiments: configs, convergence matrices, comparisons, analyses, plots and the report.
 
-``uaes run`` drives :func:`uaes_hf.experiments.stages.run_experiment`; the Gradio Space
-reads a finished report with :func:`uaes_hf.experiments.report.load_results`. Nothing heavy
-is imported here.
+``uaes run`` drives :func:`uaes_hf.experiments.run.run_experiment` over the stages of
+:mod:`uaes_hf.experiments.stages` (one module each); every file name of a run is in
+:mod:`uaes_hf.experiments.layout`; the Gradio Space reads a finished report with
+:func:`uaes_hf.experiments.report.load_results`. Nothing heavy is imported here.
 
 Example:
     >>> from uaes_hf.experiments import load_config
@@ -17,7 +18,11 @@ from uaes_hf._lazy import lazy_exports
 _LAZY = {
     "load_config": "uaes_hf.experiments.config",
     "ExperimentConfig": "uaes_hf.experiments.config",
-    "run_experiment": "uaes_hf.experiments.stages",
+    "run_experiment": "uaes_hf.experiments.run",
+    "RunLayout": "uaes_hf.experiments.layout",
+    "ReportLayout": "uaes_hf.experiments.layout",
+    "latest_results": "uaes_hf.experiments.layout",
+    "diff_results": "uaes_hf.experiments.report",
     "load_results": "uaes_hf.experiments.report",
     "publish_report": "uaes_hf.experiments.report",
     "convergence_rows": "uaes_hf.experiments.convergence",

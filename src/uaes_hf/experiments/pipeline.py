@@ -6,9 +6,17 @@ finished folder (``_manifest.json`` written last, atomically) is not run again; 
 reruns but produces byte-identical outputs leaves every later stage cached.
 
 Example:
-    >>> from uaes_hf.experiments.pipeline import Stage, run_stages  # doctest: +SKIP
-    >>> stages = [Stage("prepare", ("data",), (), prepare_fn)]  # doctest: +SKIP
-    >>> results = run_stages(stages, config, work_dir)  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from uaes_hf.experiments.config import load_config
+    >>> def prepare(ctx):
+    ...     (ctx.out_dir / "items.txt").write_text("a poem")
+    ...     return {"n": 1}
+    >>> stages, work = [Stage("prepare", ("data",), (), prepare)], Path(tempfile.mkdtemp())
+    >>> first = run_stages(stages, load_config(), work, show_progress=False)
+    >>> again = run_stages(stages, load_config(), work, show_progress=False)
+    >>> first[0].cached, again[0].cached, again[0].summary
+    (False, True, {'n': 1})
 """
 
 from __future__ import annotations
@@ -26,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from uaes_hf.experiments.config import ExperimentConfig
-
-MANIFEST = "_manifest.json"
+from uaes_hf.experiments.layout import MANIFEST, RunLayout
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,8 @@ class Stage:
             JSON-serialisable summary.
         fingerprint: optional ``fingerprint(config) -> str`` of inputs outside the config
             (e.g. a local data folder's file sizes and mtimes).
+        revision: the format of the stage's outputs; bumping it gives the stage a new key
+            (empty: not part of the key, so existing keys stay valid).
     """
 
     name: str
@@ -60,6 +69,7 @@ class Stage:
     depends_on: tuple[str, ...]
     run: Callable[[StageContext], dict[str, Any]]
     fingerprint: Callable[[ExperimentConfig], str] | None = None
+    revision: str = ""
 
 
 @dataclass
@@ -113,12 +123,14 @@ def stage_key(
         "upstream": dict(sorted(upstream_hashes.items())),
         "fingerprint": stage.fingerprint(config) if stage.fingerprint else "",
     }
+    if stage.revision:
+        payload["revision"] = stage.revision
     text = json.dumps(payload, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _read_manifest(directory: Path) -> dict[str, Any] | None:
-    path = directory / MANIFEST
+    path = RunLayout.manifest(directory)
     if not path.is_file():
         return None
     try:
@@ -160,7 +172,7 @@ def run_stages(
     Args:
         stages: in dependency order.
         config: the experiment config.
-        work_dir: root of the stage folders (``<work_dir>/<stage>/<key[:16]>/``).
+        work_dir: root of the stage folders (:meth:`RunLayout.stage_dir`).
         force: stage names to recompute even when cached (later stages rerun only if the
             recomputed outputs differ).
         show_progress: tqdm bar over the stages (stages show their own inner bars).
@@ -181,7 +193,7 @@ def run_stages(
         bar.set_postfix_str(stage.name)
         upstream = {dep: results[dep].output_hash for dep in stage.depends_on}
         key = stage_key(stage, config, upstream, version)
-        directory = work_dir / stage.name / key[:16]
+        directory = RunLayout.stage_dir(work_dir, stage.name, key)
         start = time.perf_counter()
         manifest = None if stage.name in forced else _read_manifest(directory)
         if manifest is not None and manifest.get("key") == key:
@@ -232,7 +244,7 @@ def _compute(
             "summary": summary,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), "utf-8")
+        RunLayout.manifest(tmp).write_text(json.dumps(manifest, indent=2, default=str), "utf-8")
         if directory.exists():  # an unfinished folder from an interrupted run
             shutil.rmtree(directory)
         os.replace(tmp, directory)

@@ -1,12 +1,14 @@
-"""Feature extraction at scale: model registry, LLM and vision features, feature store.
+"""Feature extraction at scale: model registry, LLM and vision features, into the feature
+store (:mod:`uaes_hf.features`), in one process or under ``accelerate launch``.
 
 Everything heavy is imported lazily, so ``import uaes_hf.extract`` loads no torch.
 
 Example:
-    >>> from uaes_hf.extract import FeatureStore, extract_features  # doctest: +SKIP
+    >>> from uaes_hf.extract import FeatureStore, extract_features
+    >>> FeatureStore.__module__, extract_features.__module__
+    ('uaes_hf.features.store', 'uaes_hf.extract.run')
     >>> extract_features(["a poem", "a text"], "smollm2-135m").shape  # doctest: +SKIP
     (2, 31, 576)
-    >>> FeatureStore("features/").load(dataset="poems", model="gemma3-270m")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from __future__ import annotations
 from uaes_hf._lazy import lazy_exports
 
 _LAZY = {
-    "FeatureStore": "uaes_hf.extract.store",
-    "StoredFeatures": "uaes_hf.extract.store",
-    "FingerprintMismatchError": "uaes_hf.extract.store",
-    "FeaturesNotFoundError": "uaes_hf.extract.store",
-    "dataset_fingerprint": "uaes_hf.extract.fingerprint",
+    "FeatureStore": "uaes_hf.features.store",
+    "StoredFeatures": "uaes_hf.features.store",
+    "FingerprintMismatchError": "uaes_hf.features.store",
+    "FeaturesNotFoundError": "uaes_hf.features.store",
+    "dataset_fingerprint": "uaes_hf.features.fingerprint",
     "ModelSpec": "uaes_hf.extract.registry",
     "REGISTRY": "uaes_hf.extract.registry",
     "MODEL_SETS": "uaes_hf.extract.registry",
@@ -31,6 +33,9 @@ _LAZY = {
     "PerplexityScorer": "uaes_hf.extract.perplexity",
     "perplexity_table": "uaes_hf.extract.perplexity",
     "ExtractOptions": "uaes_hf.extract.run",
+    "entry_options": "uaes_hf.extract.run",
+    "accelerate_launch_command": "uaes_hf.extract.launch",
+    "extract_text_group_accelerate": "uaes_hf.extract.launch",
     "extract_features": "uaes_hf.extract.run",
     "extract_layers": "uaes_hf.extract.run",
     "extract_to_store": "uaes_hf.extract.run",

@@ -27,10 +27,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from uaes_hf.extract.fingerprint import dataset_fingerprint
 from uaes_hf.extract.registry import KINDS, MODEL_SETS, ModelSpec, expand_models
 from uaes_hf.extract.source import ItemColumn, dataset_key, read_dataset
-from uaes_hf.extract.store import (
+from uaes_hf.features.fingerprint import dataset_fingerprint
+from uaes_hf.features.store import (
     FeatureStore,
     StoredFeatures,
     StoreEntry,
@@ -126,6 +126,44 @@ def effective_pooling(spec: ModelSpec, options: ExtractOptions) -> str:
     return options.pooling or spec.default_pooling
 
 
+def entry_options(
+    spec: ModelSpec,
+    options: ExtractOptions,
+    *,
+    device: str | None = None,
+    column: str | None = None,
+) -> dict[str, Any]:
+    """Everything besides dataset, model and pooling that changes the stored numbers.
+
+    These values key a store entry (see :mod:`uaes_hf.features.store`): a run with another
+    max length, compute dtype or device kind, model kind, weights (pretrained or random,
+    the package revision of packaged weights), storage dtype or column gets its own entry.
+    ``device`` is the device the extractor will run on when ``options.device`` is unset.
+
+    Example:
+        >>> from uaes_hf.extract.registry import resolve_model
+        >>> key = entry_options(resolve_model("gpt2"), ExtractOptions(max_length=8), device="cpu")
+        >>> key["max_length"], key["compute_dtype"], key["device_kind"]
+        (8, 'float32', 'cpu')
+    """
+    from uaes_hf.extract.text import packaged_revision, resolve_device, resolve_dtype
+
+    resolved = resolve_device(options.device or device)
+    compute = str(resolve_dtype(options.dtype, resolved)).replace("torch.", "")
+    return {
+        "model_id": spec.source,
+        "model_kind": spec.kind,
+        "column": column,
+        "max_length": options.max_length,
+        "compute_dtype": compute,
+        "device_kind": resolved.split(":")[0],
+        "pretrained": options.pretrained,
+        "weights_revision": packaged_revision(spec) or spec.revision,
+        "storage_dtype": options.storage_dtype,
+        "perplexity": options.perplexity,
+    }
+
+
 def extract_layers(
     items: Sequence[Any], model: str, **options: Any
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
@@ -218,7 +256,8 @@ def extract_to_store(
         extractor: an already-built extractor (default: built lazily, only if work is left).
         dataset_info: extra dataset metadata recorded in ``meta.json``.
         ids: record ids of the items, in order, recorded in ``meta.json`` as ``"ids"`` so
-            each feature row can be matched to its record (one per item).
+            each feature row can be matched to its record (one per item); without them the
+            rows are numbered ``"0".."N-1"`` and ``ids_are_positions`` is recorded.
 
     Returns:
         The store entry (complete once rank 0 has merged).
@@ -231,13 +270,15 @@ def extract_to_store(
         raise ValueError("no items to extract")
     spec = model if isinstance(model, ModelSpec) else expand_models([model])[0]
     if ids is not None:
-        ids = [_jsonable_id(value) for value in ids]
+        ids = [str(value) for value in ids]
         if len(ids) != len(column):
             raise ValueError(f"ids has {len(ids)} entries for {len(column)} items")
     if fingerprint is None:
         fingerprint = dataset_fingerprint(column.items)
     pooling = effective_pooling(spec, options)
-    entry = store.entry(dataset, fingerprint, spec.key, pooling)
+    column_name = (dataset_info or {}).get("dataset_column", column.column)
+    key = entry_options(spec, options, device=dist.device, column=column_name)
+    entry = store.entry(dataset, fingerprint, spec.key, pooling, key)
     if entry.is_complete():
         _log(dist, f"{spec.key}: features already stored in {entry.path}; skipping")
         return entry
@@ -266,37 +307,24 @@ def extract_to_store(
             # This rank computed nothing now; the model's description is in any shard.
             description = read_shard_info(entry.shard_path(*ranges[0])).get("model_description")
         meta = {
-            "dataset": dataset,
-            "dataset_fingerprint": fingerprint,
             **(dataset_info or {}),
-            "model": spec.key,
             "model_id": spec.source,
             "model_kind": spec.kind,
-            "pooling": pooling,
             "storage_dtype": options.storage_dtype,
             "shard_size": options.shard_size,
             "world_size": dist.world,
             "package_version": _package_version(),
             **{k: v for k, v in (description or {}).items() if k not in ("model", "pooling")},
+            **store.key_meta(dataset, fingerprint, spec.key, pooling, key),
         }
         if ids is not None:
-            meta["ids"] = ids
+            meta["ids"] = [str(value) for value in ids]
+            meta["ids_are_positions"] = False
         meta = entry.merge(ranges, meta)
         totals = meta.get("totals", {})
         _report(spec.key, meta, totals)
     dist.barrier()
     return entry
-
-
-def _jsonable_id(value: Any) -> Any:
-    """A record id as JSON can store it (numpy integers become int, others str)."""
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return value
-    if hasattr(value, "item"):
-        value = value.item()
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return str(value)
 
 
 def _report(key: str, meta: dict[str, Any], totals: dict[str, Any]) -> None:
@@ -384,9 +412,13 @@ def load_features(
     pooling: str | None = None,
     revision: str | None = None,
     limit: int | None = None,
+    options: dict[str, Any] | None = None,
     mmap: bool = False,
 ) -> StoredFeatures:
     """Load features for a dataset as it is *now*: re-reads it and checks its fingerprint.
+
+    ``options`` picks among entries that differ in the options that change the numbers,
+    e.g. ``{"max_length": 64}`` (see :func:`entry_options`).
 
     Raises:
         FingerprintMismatchError: the dataset changed since the features were extracted.
@@ -398,6 +430,7 @@ def load_features(
         spec.key,
         pooling,
         fingerprint=dataset_fingerprint(data),
+        options=options,
         mmap=mmap,
     )
 
@@ -420,7 +453,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--id-column",
         default="id",
-        help="record id column, stored in meta.json as `ids` when present (default: id)",
+        help="record id column, stored in meta.json as `ids` when present (default: id); "
+        "without it rows are numbered 0..N-1",
     )
     parser.add_argument(
         "--image-column", default="image", help="image column for vision models (default: image)"

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -33,7 +32,11 @@ from uaes_hf.extract.batching import (
     run_with_oom_backoff,
 )
 from uaes_hf.extract.registry import ModelSpec, resolve_model
-from uaes_hf.extract.token_limits import cap_max_length, loaded_position_limit
+from uaes_hf.extract.token_limits import (
+    cap_max_length,
+    loaded_position_limit,
+    sentence_transformer_parts,
+)
 
 TEXT_POOLINGS = ("mean", "last")
 DEFAULT_MAX_LENGTH = 512
@@ -96,24 +99,6 @@ def packaged_revision(spec: ModelSpec) -> str | None:
         return f"{dist}=={metadata.version(dist)}"
     except metadata.PackageNotFoundError:
         return None
-
-
-def sentence_transformer_parts(folder: Path) -> tuple[Path, int | None]:
-    """The transformer sub-folder of a sentence-transformers model and its max length."""
-    transformer_dir = folder
-    modules_file = folder / "modules.json"
-    if modules_file.exists():
-        for module in json.loads(modules_file.read_text()):
-            if module.get("type", "").endswith("Transformer"):
-                transformer_dir = folder / module.get("path", "")
-                break
-    max_length = None
-    for config_name in ("sentence_bert_config.json", "sentence_transformers_config.json"):
-        config_file = transformer_dir / config_name
-        if config_file.exists():
-            max_length = json.loads(config_file.read_text()).get("max_seq_length")
-            break
-    return transformer_dir, max_length
 
 
 class TextFeatureExtractor:

@@ -137,13 +137,29 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def sentence_transformer_parts(folder: Path) -> tuple[Path, int | None]:
+    """The transformer sub-folder of a sentence-transformers model and its max length."""
+    transformer_dir = folder
+    modules_file = folder / "modules.json"
+    if modules_file.exists():
+        for module in json.loads(modules_file.read_text()):
+            if module.get("type", "").endswith("Transformer"):
+                transformer_dir = folder / module.get("path", "")
+                break
+    max_length = None
+    for config_name in ("sentence_bert_config.json", "sentence_transformers_config.json"):
+        config_file = transformer_dir / config_name
+        if config_file.exists():
+            max_length = json.loads(config_file.read_text()).get("max_seq_length")
+            break
+    return transformer_dir, max_length
+
+
 def folder_position_limit(folder: str | Path) -> tuple[int | None, str]:
     """The limit stated by a model folder's ``config.json`` and ``tokenizer_config.json``.
 
     A sentence-transformers folder is read through its transformer module's sub-folder.
     """
-    from uaes_hf.extract.text import sentence_transformer_parts
-
     transformer_dir, _ = sentence_transformer_parts(Path(folder))
     config = _read_json(transformer_dir / "config.json")
     if not config:

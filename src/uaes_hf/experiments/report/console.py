@@ -1,0 +1,62 @@
+"""The console summary of a report: one line per headline comparison (``uaes run``).
+
+Example:
+    >>> from uaes_hf.experiments.report.results import Results
+    >>> console_summary(Results(summary={"title": "T", "k": 10})).splitlines()[0]
+    '== T =='
+"""
+
+from __future__ import annotations
+
+from uaes_hf.experiments.report.figure_set import p_text
+from uaes_hf.experiments.report.results import Results
+
+
+def console_summary(results: Results) -> str:
+    """Plain-text summary of the headline comparisons (printed by ``uaes run``).
+
+    One line per comparison: mean mutual kNN on each side (equal N) with the chance level and
+    the mean permutation-calibrated score, then the paired sign-flip test across model pairs.
+    """
+    s = results.summary
+    conv = results.get("convergence")
+    lines = [
+        f"== {s.get('title', 'uaes report')} ==",
+        f"k={s.get('k')}  layer selection={s.get('layer_selection')}  "
+        f"per-sample={s.get('per_sample_mode')}  sizes={s.get('sizes')}",
+    ]
+
+    def side_text(comparison: str, side: str) -> str:
+        if conv.empty:
+            return side
+        part = conv[conv["subset"] == f"{comparison}/{side}"]
+        if part.empty:
+            return side
+        return f"{side} {part['score'].mean():.3f} (cal {part['calibrated'].mean():+.3f})"
+
+    for row in s.get("headline", []):
+        comparison, a, b = row["comparison"], row["side_a"], row["side_b"]
+        chance = ""
+        if not conv.empty and (conv["comparison"] == comparison).any():
+            chance = f", chance {conv.loc[conv['comparison'] == comparison, 'chance'].iloc[0]:.3f}"
+        lines.append(
+            f"{comparison:<24} {side_text(comparison, a)} vs {side_text(comparison, b)} "
+            f"(N={row['n']}{chance}): diff {row['mean_difference']:+.4f}, "
+            f"{row['n_a_greater']}/{row['n_pairs']} pairs higher on {a}, "
+            f"sign-flip p={p_text(row['p_two_sided'])}"
+        )
+    if not conv.empty:
+        for subset, label in (
+            ("crossmodal/image_caption", "LLM x vision, image-caption"),
+            ("crossmodal/image_poem", "LLM x vision, image-poem"),
+        ):
+            part = conv[conv["subset"] == subset]
+            if not part.empty:
+                lines.append(
+                    f"{label:<28} mean {part['score'].mean():.3f} (chance "
+                    f"{part['chance'].iloc[0]:.3f}, cal {part['calibrated'].mean():+.3f}, "
+                    f"{int((part['p_value'] < 0.05).sum())}/{len(part)} pairs p < 0.05)"
+                )
+    for item in s.get("skipped", []):
+        lines.append(f"skipped {item['comparison']}: {item['reason']}")
+    return "\n".join(lines)

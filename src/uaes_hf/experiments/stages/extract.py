@@ -1,0 +1,356 @@
+"""The extract stage: all-layer pooled features of every model on every dataset, and perplexity.
+
+==========  ==================================================================================
+inputs      prepare: ``RunLayout.prepared_poems``, ``plain_texts``, ``image_text``,
+            ``aligned_poems``
+cache key   every ``extract.*`` key but ``num_processes`` (how many processes compute the
+            features does not change them), ``analyse.cluster_model``; :data:`REVISION`
+outputs     ``RunLayout.feature_store``: a feature store with one entry per (dataset, model):
+            ``poems``, ``plain_texts``, ``poems_aligned`` (column ``text``) and
+            ``image_text`` (columns ``caption`` and ``poem`` for text models, ``image`` for
+            vision models), each with the row ids of its table;
+            ``RunLayout.perplexity`` (one row per poem and plain text, with its ``id``)
+==========  ==================================================================================
+
+Every model's result is also kept as a checkpoint: an entry of the content-addressed feature
+store ``$UAES_HOME/runs/model_features`` (:func:`model_checkpoint`), so an interrupted
+extraction resumes at the next model and adding a model computes only that model.
+
+Example:
+    >>> DEPENDS_ON, "extract.num_processes" in KEYS
+    (('prepare',), False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from uaes_hf.experiments.config import ExtractConfig
+from uaes_hf.experiments.layout import (
+    ALIGNED_POEMS,
+    IMAGE_TEXT,
+    TEXT_DATASETS,
+    RunLayout,
+    checkpoint_store_dir,
+)
+from uaes_hf.experiments.pipeline import StageContext
+from uaes_hf.experiments.stages.common import log
+from uaes_hf.features.fingerprint import table_fingerprint
+from uaes_hf.features.store import FeatureStore, StoreEntry, open_entry
+
+KEYS: tuple[str, ...] = (
+    *(f"extract.{f.name}" for f in dataclasses.fields(ExtractConfig) if f.name != "num_processes"),
+    "analyse.cluster_model",
+)
+DEPENDS_ON: tuple[str, ...] = ("prepare",)
+# The format of this stage's outputs: part of its cache key, so a folder written in an
+# older format (``features/<dataset>__<model>.npz``) is never reused.
+REVISION = "feature-store-entries"
+
+
+def compute_target(device: str) -> dict[str, str]:
+    """The device kind and compute dtype the extractors will use for ``extract.device``.
+
+    Example:
+        >>> compute_target("cpu")
+        {'device_kind': 'cpu', 'compute_dtype': 'float32'}
+    """
+    from uaes_hf.extract.text import resolve_device, resolve_dtype
+
+    resolved = resolve_device(None if device == "auto" else device)
+    dtype = str(resolve_dtype("auto", resolved)).replace("torch.", "")
+    return {"device_kind": resolved.split(":")[0], "compute_dtype": dtype}
+
+
+def model_checkpoint(
+    kind: str,
+    model: str,
+    settings: dict[str, Any],
+    items: Sequence[Any],
+    target: dict[str, str] | None = None,
+) -> StoreEntry:
+    """The checkpoint entry of one model's features on exactly these items.
+
+    An entry of the content-addressed feature store ``$UAES_HOME/runs/model_features``: its
+    fingerprint hashes the items, its options the settings, the device kind and compute
+    dtype (``target``, default: this machine's for ``extract.device: auto``) and the
+    package version.
+
+    Example:
+        >>> entry = model_checkpoint("text", "m", {"pooling": "mean"}, ["a poem"],
+        ...                          {"device_kind": "cpu", "compute_dtype": "float32"})
+        >>> entry.path.parts[-5], entry.path.parts[-3], entry.key["options"]["kind"]
+        ('stage-text', 'm', 'text')
+    """
+    from uaes_hf import __version__
+
+    digest = hashlib.sha256()
+    for item in items:
+        data = item if isinstance(item, bytes) else str(item).encode()
+        digest.update(hashlib.sha256(data).digest())
+    options = {
+        **settings,
+        **(target or compute_target("auto")),
+        "kind": kind,
+        "version": __version__,
+    }
+    pooling = str(settings.get("pooling", kind))
+    store = FeatureStore(checkpoint_store_dir())
+    return store.entry(f"stage-{kind}", digest.hexdigest()[:24], model, pooling, options)
+
+
+def checkpointed_layers(
+    entry: StoreEntry, compute: Callable[[], list[np.ndarray]]
+) -> tuple[list[np.ndarray], bool]:
+    """Layers from the checkpoint ``entry`` if it is complete, else computed and stored.
+
+    Returns ``(float32 layers, whether the checkpoint was reused)``.
+    """
+    if entry.is_complete():
+        stored = open_entry(entry.path)
+        return [np.asarray(stored.layer(i), np.float32) for i in range(stored.n_layers)], True
+    layers = [np.asarray(layer, np.float32) for layer in compute()]
+    entry.write(layers, {})  # its key is the entry's; meta.json last: complete means whole
+    return layers, False
+
+
+def run_extract(ctx: StageContext) -> dict[str, Any]:
+    """All-layer pooled features of every model on every dataset, and perplexity.
+
+    Each model's result is checkpointed (:func:`model_checkpoint`) the moment it is done.
+    With ``extract.num_processes`` > 1 the text models run under ``accelerate launch``
+    (:func:`uaes_hf.extract.launch.extract_text_group_accelerate`); vision models and
+    perplexity stay in this process.
+    """
+    import pandas as pd
+
+    from uaes_hf.extract.launch import extract_text_group_accelerate
+    from uaes_hf.extract.text import TextFeatureExtractor
+
+    cfg = ctx.config
+    ex = cfg.extract
+    layout = RunLayout.for_stage(ctx)
+    poems = pd.read_parquet(layout.prepared_poems)
+    plain = pd.read_parquet(layout.plain_texts)
+    images = pd.read_parquet(layout.image_text)
+    store = FeatureStore(layout.feature_store)
+    layout.feature_store.mkdir()
+    device = None if ex.device == "auto" else ex.device
+    target = compute_target(ex.device)
+    # (dataset, column) -> texts; each dataset's ids and fingerprint
+    texts = {
+        ("poems", "text"): list(poems["text"]),
+        ("plain_texts", "text"): list(plain["text"]),
+    }
+    ids = {"poems": [str(i) for i in poems["id"]], "plain_texts": [str(i) for i in plain["id"]]}
+    if len(images):
+        texts[(IMAGE_TEXT, "caption")] = list(images["caption"])
+        texts[(IMAGE_TEXT, "poem")] = list(images["poem"])
+        ids[IMAGE_TEXT] = [str(i) for i in images["id"]]
+    aligned = pd.read_parquet(layout.aligned_poems) if layout.aligned_poems.is_file() else None
+    if aligned is not None and len(aligned):
+        ids[ALIGNED_POEMS] = [str(i) for i in aligned["id"]]
+    fingerprints = {
+        "poems": table_fingerprint({"text": texts[("poems", "text")]}, ids["poems"]),
+        "plain_texts": table_fingerprint(
+            {"text": texts[("plain_texts", "text")]}, ids["plain_texts"]
+        ),
+    }
+    blobs = [bytes(b) for b in images["image"]] if len(images) else []
+    if len(images):
+        fingerprints[IMAGE_TEXT] = table_fingerprint(
+            {
+                "caption": texts[(IMAGE_TEXT, "caption")],
+                "poem": texts[(IMAGE_TEXT, "poem")],
+                "image": blobs,
+            },
+            ids[IMAGE_TEXT],
+        )
+    aligned_texts = list(aligned["text"]) if ALIGNED_POEMS in ids else []
+    if aligned_texts:
+        fingerprints[ALIGNED_POEMS] = table_fingerprint({"text": aligned_texts}, ids[ALIGNED_POEMS])
+    text_models = list(ex.text_models)
+    cluster_model = cfg.analyse.cluster_model
+    timings: dict[str, float] = {}
+    reused: list[str] = []
+    settings = {"pooling": ex.pooling, "max_tokens": ex.max_tokens}
+
+    def entry_options(column: str, kind: str) -> dict[str, Any]:
+        return {"column": column, **settings, **target, "kind": kind}
+
+    for model in [*text_models, *([cluster_model] if cluster_model not in text_models else [])]:
+        started = time.perf_counter()
+        wanted = (
+            texts
+            if model in text_models
+            else {(d, "text"): texts[(d, "text")] for d in TEXT_DATASETS}
+        )
+        # The length-aligned poems are their own group (own checkpoint), so adding them never
+        # invalidates the features of the other datasets.
+        groups = [wanted, *([{(ALIGNED_POEMS, "text"): aligned_texts}] if aligned_texts else [])]
+        built: list[Any] = []
+
+        def embed_texts(items: list[str], model: str = model, built: list[Any] = built) -> Any:
+            if ex.num_processes > 1:
+                # A work folder next to the checkpoint: a failed launch leaves its finished
+                # shards there, and the rerun of this model resumes from them.
+                work = model_checkpoint("text", model, settings, items, target).path
+                return extract_text_group_accelerate(
+                    model,
+                    items,
+                    work.parent / f".{work.name}.accelerate",
+                    num_processes=ex.num_processes,
+                    pooling=ex.pooling,
+                    batch_size=ex.batch_size,
+                    max_tokens=ex.max_tokens,
+                    device=ex.device,
+                    show_progress=ctx.show_progress,
+                )
+            if not built:
+                built.append(
+                    TextFeatureExtractor(
+                        model,
+                        pooling=ex.pooling,
+                        batch_size=ex.batch_size,
+                        max_length=ex.max_tokens,
+                        device=device,
+                        progress=ctx.show_progress,
+                    )
+                )
+            return built[0](items)[0]
+
+        hits = []
+        for group in groups:
+            everything = [t for values in group.values() for t in values]
+            entry = model_checkpoint("text", model, settings, everything, target)
+            layers, hit = checkpointed_layers(entry, lambda e=everything: embed_texts(e))
+            hits.append(hit)
+            start = 0
+            for (dataset, column), values in group.items():
+                store.write(
+                    dataset=dataset,
+                    fingerprint=fingerprints[dataset],
+                    model=model,
+                    pooling=ex.pooling,
+                    layers=[layer[start : start + len(values)] for layer in layers],
+                    ids=ids[dataset],
+                    options=entry_options(column, "text"),
+                )
+                start += len(values)
+        built.clear()
+        timings[model] = time.perf_counter() - started
+        reused += [model] if all(hits) else []
+    if len(images):
+        reused += _extract_images(
+            ctx, store, blobs, ids[IMAGE_TEXT], fingerprints[IMAGE_TEXT], target, timings
+        )
+    if ex.perplexity_model:
+        started = time.perf_counter()
+        table, hit = _perplexity(ctx, texts, ids, target)
+        reused += [f"perplexity:{ex.perplexity_model}"] if hit else []
+        table.to_parquet(layout.perplexity, index=False)
+        timings[f"perplexity:{ex.perplexity_model}"] = time.perf_counter() - started
+    # Timings go to the manifest (the summary), not into the hashed outputs.
+    if reused:
+        log(f"extract: reused finished features of {', '.join(reused)}")
+    return {
+        "seconds_per_model": {k: round(v, 1) for k, v in timings.items()},
+        "reused_checkpoints": reused,
+    }
+
+
+def _extract_images(
+    ctx: StageContext,
+    store: FeatureStore,
+    blobs: list[bytes],
+    ids: list[str],
+    fingerprint: str,
+    target: dict[str, str],
+    timings: dict[str, float],
+) -> list[str]:
+    """Every vision model's features of the images (column ``image`` of ``image_text``)."""
+    from uaes_hf.extract.vision import VisionFeatureExtractor, load_image
+
+    ex = ctx.config.extract
+    device = None if ex.device == "auto" else ex.device
+    reused = []
+    for model in ex.vision_models:
+        started = time.perf_counter()
+
+        def embed_images(model: str = model) -> Any:
+            pil = [load_image({"bytes": b}) for b in blobs]
+            extractor = VisionFeatureExtractor(
+                model,
+                pooling=ex.vision_pooling,
+                batch_size=ex.batch_size * 2,
+                device=device,
+                progress=ctx.show_progress,
+            )
+            return extractor(pil)[0]
+
+        settings = {"pooling": ex.vision_pooling}
+        entry = model_checkpoint("vision", model, settings, blobs, target)
+        layers, hit = checkpointed_layers(entry, embed_images)
+        options = {"column": "image", **settings, **target, "kind": "vision"}
+        store.write(
+            dataset=IMAGE_TEXT,
+            fingerprint=fingerprint,
+            model=model,
+            pooling=ex.vision_pooling,
+            layers=layers,
+            ids=ids,
+            options=options,
+        )
+        timings[model] = time.perf_counter() - started
+        reused += [model] if hit else []
+    return reused
+
+
+def _perplexity(
+    ctx: StageContext,
+    texts: dict[tuple[str, str], list[str]],
+    ids: dict[str, list[str]],
+    target: dict[str, str],
+) -> tuple[Any, bool]:
+    """The perplexity table of the poems and plain texts (checkpointed as an entry whose
+    four one-wide layers are the scorer's float32 columns)."""
+    import pandas as pd
+
+    from uaes_hf.extract.perplexity import PerplexityScorer, perplexity_table
+
+    ex = ctx.config.extract
+    device = None if ex.device == "auto" else ex.device
+    items = [f"{d}\0{t}" for d in TEXT_DATASETS for t in texts[(d, "text")]]
+    max_length = max(ex.max_tokens, 16)
+    entry = model_checkpoint(
+        "perplexity", ex.perplexity_model, {"max_tokens": max_length}, items, target
+    )
+
+    def score() -> list[np.ndarray]:
+        scorer = PerplexityScorer(
+            ex.perplexity_model,
+            batch_size=ex.batch_size,
+            max_length=max_length,
+            device=device,
+            progress=ctx.show_progress,
+        )
+        parts = [scorer(texts[(dataset, "text")])[0] for dataset in TEXT_DATASETS]
+        return [np.concatenate(columns) for columns in zip(*parts, strict=True)]
+
+    columns, hit = checkpointed_layers(entry, score)
+    frames, start = [], 0
+    for dataset in TEXT_DATASETS:
+        n = len(texts[(dataset, "text")])
+        part = perplexity_table([column[start : start + n] for column in columns])
+        part.insert(0, "dataset", dataset)
+        part.insert(1, "row", np.arange(len(part)))
+        part.insert(2, "id", ids[dataset])
+        frames.append(part)
+        start += n
+    return pd.concat(frames, ignore_index=True), hit
