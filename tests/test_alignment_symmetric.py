@@ -248,7 +248,7 @@ def test_torch_and_numpy_bookkeeping_agree(seed, n, d, tile, float64, scaled):
     keys = keys.to(dtype)
     slots = int(rng.integers(1, n + 1))
     scale = torch.from_numpy(rng.uniform(0.5, 2.0, n)).to(dtype) if scaled else None
-    common = dict(tile=tile, panel_columns=int(rng.integers(1, 64)), column_scale=scale)
+    common = dict(tile=tile, budget=int(rng.integers(1, 2 * n * n)), column_scale=scale)
     host = symmetric_topk(keys, slots, host_bookkeeping=True, **common)
     device = symmetric_topk(keys, slots, host_bookkeeping=False, **common)
     assert torch.equal(host[0], device[0]) and torch.equal(host[1], device[1])

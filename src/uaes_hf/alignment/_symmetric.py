@@ -23,7 +23,7 @@ its last slot.
 Example:
     >>> import torch
     >>> keys = torch.nn.functional.normalize(torch.randn(10, 4, dtype=torch.float64), dim=1)
-    >>> values, indices = symmetric_topk(keys, 3, tile=4, panel_columns=4)
+    >>> values, indices = symmetric_topk(keys, 3, tile=4, budget=16)
     >>> sims = keys @ keys.T
     >>> expected = sims.fill_diagonal_(-torch.inf).sort(1, descending=True, stable=True)
     >>> bool((indices == expected.indices[:, :3]).all())
@@ -53,7 +53,7 @@ def symmetric_topk(
     slots: int,
     *,
     tile: int,
-    panel_columns: int,
+    budget: int,
     column_scale: Any = None,
     diagonal: Any = None,
     host_bookkeeping: bool | None = None,
@@ -65,8 +65,10 @@ def symmetric_topk(
             (times ``column_scale[j]`` in row ``i``'s list when given).
         slots: list length per row.
         tile: rows per tile (fixes the GEMM shapes, hence the rounding).
-        panel_columns: columns computed and scanned at once, a multiple of ``tile``
-            (memory only).
+        budget: similarities held at once. When ``N x N`` fits, the blocks are mirrored into
+            one matrix and each row gets one top-k; else panels of about ``budget``
+            entries are scanned against the running thresholds. Memory only: the values
+            (the GEMMs) and the exact selection are the same either way.
         column_scale: optional length-``N`` tensor (the raw-product path: inverse norms).
         diagonal: optional length-``N`` tensor that receives ``keys[i] . keys[i]`` as
             computed in the diagonal blocks.
@@ -83,54 +85,96 @@ def symmetric_topk(
     if host_bookkeeping is None:
         host_bookkeeping = dev.type != "cuda"
     lists = _Lists(n, slots, dtype, dev, _NumpyOps if host_bookkeeping else _TorchOps)
-    group = math.gcd(tile, GROUP)
     gemm_columns = GEMM_TILES * tile
-    panel_columns = -(-panel_columns // gemm_columns) * gemm_columns
     scale = None if column_scale is None else column_scale.reshape(-1)
     with torch.no_grad():
-        upper = torch.ones((tile, tile), dtype=torch.bool, device=dev).triu_()
-        for r0 in range(0, n, tile):
-            r1 = min(r0 + tile, n)
-            block = _product(keys[r0:r1], keys[r0:r1])
-            if diagonal is not None:
-                diagonal[r0:r1] = block.diagonal()
-            # the upper triangle stands for both (i, j) and (j, i)
-            block = torch.where(upper[: r1 - r0, : r1 - r0], block, block.T.contiguous())
-            block.fill_diagonal_(-torch.inf)
-            if scale is not None:
-                block.mul_(scale[r0:r1])
-            lists.merge_dense(r0, r1, *_topk_set(block, slots, r0))
-        for r0 in range(0, n - tile, tile):  # full row tiles against the later tiles
-            r1 = r0 + tile
-            for c0 in range(r1, n, panel_columns):
-                c1 = min(c0 + panel_columns, n)
-                panel = _panel(keys, r0, r1, c0, c1, tile, gemm_columns)
-                if scale is None:
-                    lists.scan(panel, r0, c0, c1, group, "rc")
-                else:  # the two sides see differently scaled values
-                    lists.scan(panel * scale[r0:r1, None], r0, c0, c1, group, "c")
-                    panel[:, : c1 - c0].mul_(scale[c0:c1])
-                    lists.scan(panel, r0, c0, c1, group, "r")
+        if n * n <= budget:
+            _dense(keys, lists, tile, gemm_columns, scale, diagonal)
+        else:
+            _tiled(keys, lists, tile, gemm_columns, budget, scale, diagonal)
     return torch.as_tensor(lists.values), torch.as_tensor(lists.indices)
 
 
-def _panel(keys: Any, r0: int, r1: int, c0: int, c1: int, tile: int, gemm_columns: int) -> Any:
-    """``keys[r0:r1] @ keys[c0:c1].T``, one GEMM per ``gemm_columns`` columns from ``r1``.
-
-    GEMM shapes depend on ``r0``, ``tile``, ``gemm_columns`` and ``N`` only (``c0`` is
-    ``r1`` plus a multiple of ``gemm_columns``), never on how many are computed at once.
-    The width is padded to whole tiles with -inf, so that groups divide it.
-    """
+def _diagonal_block(keys: Any, r0: int, r1: int, upper: Any, diagonal: Any) -> Any:
+    """``keys[r0:r1] @ keys[r0:r1].T`` made exactly symmetric from its upper triangle."""
     import torch
 
-    width = -(-(c1 - c0) // tile) * tile
-    panel = torch.empty((r1 - r0, width), dtype=keys.dtype, device=keys.device)
+    block = _product(keys[r0:r1], keys[r0:r1])
+    if diagonal is not None:
+        diagonal[r0:r1] = block.diagonal()
+    return torch.where(upper[: r1 - r0, : r1 - r0], block, block.T.contiguous())
+
+
+def _dense(
+    keys: Any, lists: _Lists, tile: int, gemm_columns: int, scale: Any, diagonal: Any
+) -> None:
+    """All of ``N x N`` at once: the upper blocks, mirrored, then one top-k per row."""
+    import torch
+
+    n = int(keys.shape[0])
+    sims = torch.empty((n, n), dtype=keys.dtype, device=keys.device)
+    upper = torch.ones((tile, tile), dtype=torch.bool, device=keys.device).triu_()
+    for r0 in range(0, n, tile):
+        r1 = min(r0 + tile, n)
+        sims[r0:r1, r0:r1] = _diagonal_block(keys, r0, r1, upper, diagonal)
+        if r1 < n:
+            _panel(keys, r0, r1, r1, n, gemm_columns, out=sims[r0:r1, r1:])
+            sims[r1:, r0:r1] = sims[r0:r1, r1:].T
+    sims.fill_diagonal_(-torch.inf)
+    if scale is not None:
+        sims.mul_(scale)
+    lists.merge_dense(0, n, *_topk_set(sims, lists.slots, 0))
+
+
+def _tiled(
+    keys: Any,
+    lists: _Lists,
+    tile: int,
+    gemm_columns: int,
+    budget: int,
+    scale: Any,
+    diagonal: Any,
+) -> None:
+    """Diagonal blocks first (dense), then panels of later tiles against thresholds."""
+    import torch
+
+    n = int(keys.shape[0])
+    group = math.gcd(tile, GROUP)
+    panel_columns = max(1, -(-budget // (tile * gemm_columns))) * gemm_columns
+    upper = torch.ones((tile, tile), dtype=torch.bool, device=keys.device).triu_()
+    for r0 in range(0, n, tile):
+        r1 = min(r0 + tile, n)
+        block = _diagonal_block(keys, r0, r1, upper, diagonal)
+        block.fill_diagonal_(-torch.inf)
+        if scale is not None:
+            block.mul_(scale[r0:r1])
+        lists.merge_dense(r0, r1, *_topk_set(block, lists.slots, r0))
+    for r0 in range(0, n - tile, tile):  # full row tiles against the later tiles
+        r1 = r0 + tile
+        for c0 in range(r1, n, panel_columns):
+            c1 = min(c0 + panel_columns, n)
+            width = -(-(c1 - c0) // tile) * tile  # whole tiles, so that groups divide it
+            panel = torch.empty((tile, width), dtype=keys.dtype, device=keys.device)
+            _panel(keys, r0, r1, c0, c1, gemm_columns, out=panel[:, : c1 - c0])
+            panel[:, c1 - c0 :] = -torch.inf
+            if scale is None:
+                lists.scan(panel, r0, c0, c1, group, "rc")
+            else:  # the two sides see differently scaled values
+                lists.scan(panel * scale[r0:r1, None], r0, c0, c1, group, "c")
+                panel[:, : c1 - c0].mul_(scale[c0:c1])
+                lists.scan(panel, r0, c0, c1, group, "r")
+
+
+def _panel(keys: Any, r0: int, r1: int, c0: int, c1: int, gemm_columns: int, out: Any) -> None:
+    """``out = keys[r0:r1] @ keys[c0:c1].T``, one GEMM per ``gemm_columns`` columns.
+
+    ``c0`` is ``r1`` plus a multiple of ``gemm_columns``: GEMM shapes depend on the tile,
+    ``gemm_columns`` and ``N`` only, never on how many are computed at once.
+    """
     rows = keys[r0:r1]
     for b0 in range(c0, c1, gemm_columns):
         b1 = min(b0 + gemm_columns, c1)
-        _product(rows, keys[b0:b1], out=panel[:, b0 - c0 : b1 - c0])
-    panel[:, c1 - c0 :] = -torch.inf
-    return panel
+        _product(rows, keys[b0:b1], out=out[:, b0 - c0 : b1 - c0])
 
 
 def _product(a: Any, b: Any, out: Any = None) -> Any:

@@ -38,9 +38,12 @@ DEFAULT_BLOCK_ELEMENTS = 1 << 25
 # matmul of another shape). One big panel per tile keeps BLAS near peak; computing only one
 # triangle in small blocks measured slower on CPU (MKL, 2 threads) than the full product.
 ROW_TILE = {"cpu": 1024, "cuda": 2048}
-# Tiles of the symmetric search: (largest N, rows per tile) on CPU, and on CUDA.
-SYMMETRIC_TILE_CPU = ((2048, 256), (8192, 512), (1 << 62, 1024))
-SYMMETRIC_TILE_CUDA = 4096
+# Tiles of the symmetric search, (largest N, rows per tile): small N needs small tiles to
+# have tile pairs to skip; large tiles keep BLAS near peak and the per-tile work low.
+SYMMETRIC_TILE = {
+    "cpu": ((2048, 256), (8192, 512), (1 << 62, 1024)),
+    "cuda": ((16384, 1024), (1 << 62, 4096)),
+}
 
 
 def row_tile(device: Any) -> int:
@@ -272,12 +275,8 @@ def symmetric_tile(device: Any, n: int) -> int:
     peak and the per-tile overhead low. Depends on ``N`` and the device only, so results
     do too (never on ``chunk_size``).
     """
-    if device.type == "cuda":
-        return SYMMETRIC_TILE_CUDA
-    for limit, rows in SYMMETRIC_TILE_CPU:
-        if n <= limit:
-            return rows
-    return SYMMETRIC_TILE_CPU[-1][1]
+    sizes = SYMMETRIC_TILE.get(device.type, SYMMETRIC_TILE["cpu"])
+    return next(rows for limit, rows in sizes if n <= limit)
 
 
 def _symmetric_search(
@@ -293,12 +292,10 @@ def _symmetric_search(
     n_unique = int(keys.shape[0])
     tile = tile or symmetric_tile(keys.device, n_unique)
     n = n_unique if representative is None else int(representative.numel())
-    # a panel chunk holds about chunk_size x N similarities, in whole tiles
-    panel_columns = max(1, -(-chunk_size * n // (tile * tile))) * tile
     diagonal = None if representative is None else keys.new_empty(n_unique)
     # One slot more than k shows a tie at the k-th place.
     values, indices = symmetric_topk(
-        keys, k + 1, tile=tile, panel_columns=panel_columns, column_scale=scale, diagonal=diagonal
+        keys, k + 1, tile=tile, budget=chunk_size * n, column_scale=scale, diagonal=diagonal
     )
     if representative is not None:
         values, indices = _expand_duplicates(values, indices, diagonal, representative, k + 1)
