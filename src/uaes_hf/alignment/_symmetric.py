@@ -1,32 +1,36 @@
 """Symmetric tiled top-k: each similarity tile pair is computed once and feeds both row tiles.
 
 The rows are cut into fixed tiles of ``tile`` rows. For tiles ``I <= J`` the block
-``keys[I] @ keys[J].T`` is computed once, as one GEMM of a fixed shape. Its rows update the
-running top-k lists of the rows of ``I``; its columns (the block transposed) update those of
-``J``. Diagonal blocks come first, so that every row starts with a list, hence a threshold:
-the value at its last slot. After that a block entry can enter a list only if it is at
-least that threshold, and in practice very few do: instead of a top-k over every row and
-every column of a block, the block is reduced to maxima over groups of ``group`` entries
-(a cheap vectorised pass along each side), and only groups whose maximum reaches the
-threshold are looked at.
+``keys[I] @ keys[J].T`` is computed once (GEMMs of fixed shapes: a diagonal block, then
+``GEMM_TILES`` tiles of columns at a time). Its rows update the running top-k lists of the
+rows of ``I``; its columns (the block transposed) those of ``J``. Two ways to do that, with
+the same numbers and the same exact selection, chosen by the memory budget only:
+
+- dense, when ``N x N`` fits: the blocks are mirrored into one matrix (the upper triangle
+  of each diagonal block onto its lower one) and every row gets one top-k;
+- tiled, otherwise: diagonal blocks first, so that every row starts with a list and hence
+  a threshold (its last slot); then each panel of later tiles is reduced to maxima over
+  groups of ``GROUP`` rows per column (one cheap pass), and only groups whose maximum
+  reaches a column's threshold, or the lowest threshold of its rows, are read again. An
+  entry below a row's threshold can never enter that row's list.
 
 The arithmetic is self-consistent by construction: the number used for the pair ``{i, j}``
-is exactly one GEMM entry (the block of ``min(I, J), max(I, J)``, and in a diagonal block the
-upper triangle), so ``sim[i, j]`` and ``sim[j, i]`` are the same number. Block shapes depend on
-``N`` and ``tile`` only, so results are bit-for-bit independent of ``panel_columns`` (how
-many blocks are computed and scanned at once). Selection is exact for the total order
-(similarity desc, index asc): entries below a row's current threshold can never enter its
-list, a row's top-K under that order is the top-K of the union of any candidate sets that
-contain it, and a dense block top-k is redone with a stable sort wherever a tie straddles
-its last slot.
+is exactly one GEMM entry (in the block of ``min(I, J), max(I, J)``, and in a diagonal block
+its upper triangle), so ``sim[i, j]`` and ``sim[j, i]`` are the same number. Block shapes
+depend on ``N``, the tile and the device only, so results are bit-for-bit independent of the
+budget. Selection is exact for the total order (similarity desc, index asc): a row's top-K
+under that order is the top-K of the union of any candidate sets that contain it; a dense
+top-k is redone with a stable sort wherever a tie straddles its last slot, and merges order
+by one integer key per entry, distinct for distinct indices.
 
 Example:
     >>> import torch
+    >>> _ = torch.manual_seed(0)
     >>> keys = torch.nn.functional.normalize(torch.randn(10, 4, dtype=torch.float64), dim=1)
-    >>> values, indices = symmetric_topk(keys, 3, tile=4, budget=16)
-    >>> sims = keys @ keys.T
-    >>> expected = sims.fill_diagonal_(-torch.inf).sort(1, descending=True, stable=True)
-    >>> bool((indices == expected.indices[:, :3]).all())
+    >>> values, indices = symmetric_topk(keys, 3, tile=4, budget=16)  # 3 tiles, tiled
+    >>> sims = (keys @ keys.T).fill_diagonal_(-torch.inf)
+    >>> expected = sims.sort(dim=1, descending=True, stable=True).indices[:, :3]
+    >>> bool((indices == expected).all())
     True
 """
 
@@ -42,6 +46,8 @@ EMPTY = 1 << 62
 # Columns of one GEMM, in tiles: wide GEMMs are few parallel regions (each costs a
 # scheduler quantum when the cores are shared) and keep BLAS near peak.
 GEMM_TILES = 8
+# Side of the squares copied at once when mirroring on CPU (fits the L1 cache).
+MIRROR_BLOCK = 64
 # Entries per group whose maximum is compared with a threshold (a divisor of the tile).
 GROUP = 16
 # Above this fraction of active groups a block is selected densely (a plain top-k).
@@ -95,14 +101,13 @@ def symmetric_topk(
     return torch.as_tensor(lists.values), torch.as_tensor(lists.indices)
 
 
-def _diagonal_block(keys: Any, r0: int, r1: int, upper: Any, diagonal: Any) -> Any:
+def _diagonal_block(keys: Any, r0: int, r1: int, ops: Any, diagonal: Any) -> Any:
     """``keys[r0:r1] @ keys[r0:r1].T`` made exactly symmetric from its upper triangle."""
-    import torch
-
     block = _product(keys[r0:r1], keys[r0:r1])
     if diagonal is not None:
         diagonal[r0:r1] = block.diagonal()
-    return torch.where(upper[: r1 - r0, : r1 - r0], block, block.T.contiguous())
+    ops.mirror(block, 0, r1 - r0, diagonal_block=True)
+    return block
 
 
 def _dense(
@@ -113,13 +118,12 @@ def _dense(
 
     n = int(keys.shape[0])
     sims = torch.empty((n, n), dtype=keys.dtype, device=keys.device)
-    upper = torch.ones((tile, tile), dtype=torch.bool, device=keys.device).triu_()
     for r0 in range(0, n, tile):
         r1 = min(r0 + tile, n)
-        sims[r0:r1, r0:r1] = _diagonal_block(keys, r0, r1, upper, diagonal)
+        sims[r0:r1, r0:r1] = _diagonal_block(keys, r0, r1, lists.ops, diagonal)
         if r1 < n:
             _panel(keys, r0, r1, r1, n, gemm_columns, out=sims[r0:r1, r1:])
-            sims[r1:, r0:r1] = sims[r0:r1, r1:].T
+            lists.ops.mirror(sims, r0, r1)
     sims.fill_diagonal_(-torch.inf)
     if scale is not None:
         sims.mul_(scale)
@@ -141,10 +145,9 @@ def _tiled(
     n = int(keys.shape[0])
     group = math.gcd(tile, GROUP)
     panel_columns = max(1, -(-budget // (tile * gemm_columns))) * gemm_columns
-    upper = torch.ones((tile, tile), dtype=torch.bool, device=keys.device).triu_()
     for r0 in range(0, n, tile):
         r1 = min(r0 + tile, n)
-        block = _diagonal_block(keys, r0, r1, upper, diagonal)
+        block = _diagonal_block(keys, r0, r1, lists.ops, diagonal)
         block.fill_diagonal_(-torch.inf)
         if scale is not None:
             block.mul_(scale[r0:r1])
@@ -239,7 +242,7 @@ class _Lists:
         """
         ops, rows, width = self.ops, int(panel.shape[0]), int(panel.shape[1])
         grouped = panel.view(rows // group, group, width)
-        maxima = ops.host(grouped.amax(1))  # (rows/group, width)
+        maxima = ops.group_max(grouped)  # (rows/group, width)
         if "c" in sides:
             thr = self.values[c0:c1, self.slots - 1]
             active = maxima[:, : c1 - c0] >= thr[None, :]
@@ -267,6 +270,22 @@ class _Lists:
 
 class _TorchOps:
     """List bookkeeping on torch tensors (CUDA)."""
+
+    @staticmethod
+    def group_max(grouped: Any) -> Any:
+        return grouped.amax(1)
+
+    @staticmethod
+    def mirror(sims: Any, r0: int, r1: int, diagonal_block: bool = False) -> None:
+        """Copy the upper part onto the lower: the strip below rows ``r0:r1`` (or, for a
+        diagonal block, its lower triangle)."""
+        import torch
+
+        if diagonal_block:
+            upper = torch.ones_like(sims, dtype=torch.bool).triu_()
+            sims.copy_(torch.where(upper, sims, sims.T.contiguous()))
+        else:
+            sims[r1:, r0:r1] = sims[r0:r1, r1:].T
 
     @staticmethod
     def host(*tensors: Any) -> Any:
@@ -331,6 +350,25 @@ class _TorchOps:
 
 class _NumpyOps:
     """List bookkeeping in numpy (CPU)."""
+
+    @staticmethod
+    def group_max(grouped: Any) -> Any:
+        return grouped.numpy().max(1)
+
+    @staticmethod
+    def mirror(sims: Any, r0: int, r1: int, diagonal_block: bool = False) -> None:
+        """Copy the upper part onto the lower: the strip below rows ``r0:r1`` (or, for a
+        diagonal block, its lower triangle), in squares that stay in the L1 cache."""
+        array, n, step = sims.numpy(), int(sims.shape[0]), MIRROR_BLOCK
+        for a0 in range(r0, r1, step):
+            a1 = min(a0 + step, r1)
+            if diagonal_block:
+                square = array[a0:a1, a0:a1]
+                lower = np.tri(a1 - a0, k=-1, dtype=bool)
+                square[lower] = square.T[lower]
+            for b0 in range(a1 if diagonal_block else r1, n if not diagonal_block else r1, step):
+                b1 = min(b0 + step, n)
+                array[b0:b1, a0:a1] = array[a0:a1, b0:b1].T
 
     @staticmethod
     def host(*tensors: Any) -> Any:

@@ -1,15 +1,33 @@
-"""Chunked top-k cosine neighbour search and the reusable :class:`NeighborIndex`.
+"""Tiled top-k cosine neighbour search and the reusable :class:`NeighborIndex`.
 
 Semantics (Platonic Representation Hypothesis code): rows are L2-normalised, similarity is
 the cosine, a row is never its own neighbour, and ``kNN(i)`` holds the ``k`` most similar
-other rows. Unlike the reference, the ``N x N`` similarity matrix is never materialised:
-query rows are processed in chunks, so peak memory is ``O(N*k + chunk*N)``; the same torch
-code runs on CPU and CUDA.
+other rows. Unlike the reference, the ``N x N`` similarity matrix is never materialised
+beyond a memory budget: the search is symmetric and tiled (each tile pair of the Gram
+matrix is computed once and feeds the lists of both row tiles, see
+:mod:`uaes_hf.alignment._symmetric`), so it costs half a Gram product and ``O(N*k)`` memory
+plus one panel; the same torch code runs on CPU and CUDA.
 
 Ties are broken deterministically: neighbours are ordered by similarity (descending), then
 by row index (ascending), so the lower index wins a tie at the k-th place. Duplicate rows or
 ties at the k-th place make a neighbour set depend on that rule, and trigger an
 :class:`AmbiguousNeighborsWarning`.
+
+Floating point. The similarity of a pair is one number: it is one entry of one GEMM, used
+for both rows' lists, so ``sim[i, j]`` and ``sim[j, i]`` are equal. GEMM shapes depend on
+``N``, ``D``, the device and the tile size only, so results are bit-for-bit independent of
+``chunk_size`` (and, for a given BLAS and thread count, deterministic). The row-panel search
+it replaces (``_search(..., symmetric=False)``, kept as the reference in tests) computes
+``keys[tile] @ keys.T``; the two give identical similarities wherever the BLAS rounds an
+entry of a tile block like the same entry of a row panel (MKL on CPU does for the default
+tiles when it does not split the sum over threads, e.g. D <= 4 x tile). Elsewhere the two
+sum a dot product in different orders, so a similarity may differ by at most
+``2 * gamma_D * sum_k |x_ik x_jk| <= 2 * gamma_D`` for unit rows (``gamma_D = D u / (1 - D u)``,
+``u = 2**-24`` in float32, ``2**-53`` in float64): a few ulps in practice. A neighbour index
+can then differ only where two candidates of a row have similarities within that bound of
+each other: exact ties (duplicate rows, exactly representable data) are the same number in
+both and are settled identically by the index rule; only near ties closer than the
+rounding error itself can order differently. The tests check both.
 
 Example:
     >>> import numpy as np
@@ -32,16 +50,15 @@ from uaes_hf.alignment.validation import _is_torch_tensor, check_k, check_matrix
 
 # Upper bound on the elements of one chunk x N similarity block (128 MiB in float32).
 DEFAULT_BLOCK_ELEMENTS = 1 << 25
-# Similarities are computed one fixed tile of query rows at a time, always as the same
-# matmul keys[tile] @ keys.T: a row's values then depend on its tile and N only, so results
-# are bit-for-bit independent of chunk_size (BLAS may round a row differently inside a
-# matmul of another shape). One big panel per tile keeps BLAS near peak; computing only one
-# triangle in small blocks measured slower on CPU (MKL, 2 threads) than the full product.
+# The row-panel (reference) search computes one fixed tile of query rows at a time, always
+# as the same matmul keys[tile] @ keys.T: a row's values then depend on its tile and N
+# only, so results are bit-for-bit independent of chunk_size (BLAS may round a row
+# differently inside a matmul of another shape).
 ROW_TILE = {"cpu": 1024, "cuda": 2048}
 # Tiles of the symmetric search, (largest N, rows per tile): small N needs small tiles to
 # have tile pairs to skip; large tiles keep BLAS near peak and the per-tile work low.
 SYMMETRIC_TILE = {
-    "cpu": ((2048, 256), (8192, 512), (1 << 62, 1024)),
+    "cpu": ((2048, 256), (12288, 1024), (1 << 62, 2048)),
     "cuda": ((16384, 1024), (1 << 62, 4096)),
 }
 
@@ -168,16 +185,17 @@ def nearest_neighbors(
 
     Each tile pair of the (symmetric) similarity matrix is computed once and updates the
     running top-k of both row tiles, so the arithmetic is half a full Gram product; memory
-    is ``O(N*k)`` plus one panel chunk. See :mod:`uaes_hf.alignment._symmetric` for why the
-    result is exact and bit-for-bit independent of ``chunk_size``.
+    is ``O(N*k)`` plus one panel. The module docstring says why results are bit-for-bit
+    independent of ``chunk_size`` and how they relate to a full Gram product's rounding.
 
     Args:
         features: ``N x D`` numpy array, nested list or torch tensor.
         k: neighbours per row (``1 <= k < N``).
         device: ``"cpu"``, ``"cuda"`` or ``None`` (the tensor's device, else CPU).
         dtype: ``"float32"`` (default) or ``"float64"`` for the similarity arithmetic.
-        chunk_size: bounds memory: a panel chunk holds about ``chunk_size x N``
-            similarities (default: about 2**25). It changes memory, never results.
+        chunk_size: bounds memory to about ``chunk_size x N`` similarities at once
+            (default: about 2**25, 128 MiB in float32); when ``N x N`` fits, the whole
+            matrix is filled from the tile blocks. It changes memory, never results.
         name: how error messages refer to ``features``.
 
     Returns:
