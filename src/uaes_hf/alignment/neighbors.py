@@ -59,7 +59,7 @@ ROW_TILE = {"cpu": 1024, "cuda": 2048}
 # have tile pairs to skip; large tiles keep BLAS near peak and the per-tile work low.
 SYMMETRIC_TILE = {
     "cpu": ((2048, 256), (12288, 1024), (1 << 62, 2048)),
-    "cuda": ((16384, 1024), (1 << 62, 4096)),
+    "cuda": ((16384, 1024), (1 << 62, 8192)),
 }
 
 
