@@ -5,14 +5,22 @@ re-typed here: rows L2-normalised, the full N x N similarity matrix, ``fill_diag
 ``argsort`` of every row, two N x N float masks and their product. Both sides run in this
 process on the same inputs, interleaved, and the script prints medians and ratios:
 
-(a) one pair, N=1024, D=4096 (target: ours >= 1.5x faster);
+(a) one pair (two neighbour searches and their overlap) at N=1024, D=4096 and N=4096,
+    D=1024: the dense baseline, the row-panel search (``symmetric=False``: the full Gram
+    product in row panels, the search before the symmetric one), the symmetric search,
+    and two bare full Gram products (the cost the row-panel search sat at). Target: the
+    symmetric pair >= 2x faster than the dense baseline at N=1024, D=4096;
 (b) best layer pair over 24 x 24 layers, N=1024, D=1024, against the loop that recomputes
     both neighbour sets for every pair (target >= 20x). The baseline loop is timed on a
     subset of pairs and extrapolated to all 576 (printed as such);
-(c) N=50,000, D=1024: time and peak RSS of ours, measured in a fresh subprocess with
-    ``resource.getrusage`` (target < 3 GB), and the memory the dense baseline would need,
-    computed from its allocations (it is not run), checked against the dense baseline's peak
-    RSS measured at small N in subprocesses.
+(c) N=50,000 and N=100,000, D=1024: time and peak RSS of ours, each measured in a fresh
+    subprocess (target at 100,000: < 3 minutes and < 3 GB), and the memory the dense
+    baseline would need, computed from its allocations (it is not run), checked against the
+    dense baseline's peak RSS measured at small N in subprocesses;
+(d) one neighbour search at N=16,384, D=1024: symmetric against row-panel, interleaved
+    (target: symmetric <= 0.6x the row-panel time).
+
+The machine is shared: the load average is printed with each case.
 
 Usage:
     python benchmarks/bench_alignment.py            # full run (several minutes on 2 cores)
@@ -134,19 +142,92 @@ def layer_stack(rng: np.random.Generator, n: int, layers: int, d: int) -> np.nda
 # ------------------------------------------------------------------ the three cases
 
 
-def case_one_pair(n: int, d: int, k: int, repeats: int) -> None:
-    from uaes_hf.alignment import mutual_knn
+def load() -> str:
+    """The 1-minute load average and the core count (the machine is shared)."""
+    import os
 
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, d), dtype=np.float32)
-    b = (a @ rng.standard_normal((d, d), dtype=np.float32) / np.sqrt(d)).astype(np.float32)
-    b += rng.standard_normal((n, d), dtype=np.float32)
-    r = interleaved(lambda: mutual_knn(a, b, k), lambda: dense_pair(a, b, k), repeats)
-    print(f"(a) one pair N={n} D={d} k={k}, {repeats} interleaved repeats")
-    print(f"    ours  median {r['ours_s']:.3f} s   (all: {_fmt(r['ours_all'])})")
-    print(f"    dense median {r['base_s']:.3f} s   (all: {_fmt(r['base_all'])})")
-    print(f"    scores ours={r['ours_out']:.6f} dense={r['base_out']:.6f}")
-    print(f"    ratio dense/ours = {r['base_s'] / r['ours_s']:.2f}x  (target >= 1.5x)")
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
+def medians(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, Any]]:
+    """Median seconds and last output of each callable, run round-robin after a warm-up."""
+    outputs = {name: fn() for name, fn in runs.items()}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            t, outputs[name] = _timed(fn)
+            times[name].append(t)
+    return {name: (statistics.median(times[name]), outputs[name]) for name in runs}
+
+
+def two_grams(a: np.ndarray, b: np.ndarray) -> None:
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    with torch.no_grad():
+        for x in (a, b):
+            x = F.normalize(torch.from_numpy(x), p=2, dim=-1)
+            x @ x.T
+
+
+def case_one_pair(sizes: list[tuple[int, int]], k: int, repeats: int) -> None:
+    from uaes_hf.alignment import mutual_knn
+    from uaes_hf.alignment.neighbors import _search
+
+    def row_panel_pair(a: np.ndarray, b: np.ndarray) -> float:
+        ia, ib = _search(a, k, symmetric=False), _search(b, k, symmetric=False)
+        return mutual_knn(ia, ib, k)
+
+    print(f"(a) one pair, k={k}, {repeats} interleaved repeats; {load()}")
+    print("    N, D        | dense (platonic-rep) | row-panel | symmetric | two full Grams")
+    for n, d in sizes:
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((n, d), dtype=np.float32)
+        b = (a @ rng.standard_normal((d, d), dtype=np.float32) / np.sqrt(d)).astype(np.float32)
+        b += rng.standard_normal((n, d), dtype=np.float32)
+        r = medians(
+            {
+                "dense": lambda a=a, b=b: dense_pair(a, b, k),
+                "panel": lambda a=a, b=b: row_panel_pair(a, b),
+                "symmetric": lambda a=a, b=b: mutual_knn(a, b, k),
+                "grams": lambda a=a, b=b: two_grams(a, b),
+            },
+            repeats,
+        )
+        ms = {name: f"{1e3 * value[0]:.0f} ms" for name, value in r.items()}
+        print(
+            f"    {n:,}, {d:,} | {ms['dense']:>20} | {ms['panel']:>9} | {ms['symmetric']:>9} | "
+            f"{ms['grams']:>14}"
+        )
+        scores = {name: r[name][1] for name in ("dense", "panel", "symmetric")}
+        print(
+            f"      scores {', '.join(f'{k_}={v:.6f}' for k_, v in scores.items())}; dense/"
+            f"symmetric = {r['dense'][0] / r['symmetric'][0]:.2f}x, symmetric/row-panel = "
+            f"{r['symmetric'][0] / r['panel'][0]:.2f}"
+            + ("  (target: dense/symmetric >= 2x)" if (n, d) == (1024, 4096) else "")
+        )
+
+
+def case_search(n: int, d: int, k: int, repeats: int) -> None:
+    from uaes_hf.alignment.neighbors import _search
+
+    x = np.random.default_rng(4).standard_normal((n, d), dtype=np.float32)
+    print(f"(d) one search N={n:,} D={d} k={k}, {repeats} interleaved repeats; {load()}")
+    r = medians(
+        {
+            "symmetric": lambda: _search(x, k),
+            "row-panel": lambda: _search(x, k, symmetric=False),
+        },
+        repeats,
+    )
+    same = np.array_equal(r["symmetric"][1].indices, r["row-panel"][1].indices)
+    gap = np.abs(r["symmetric"][1].similarities - r["row-panel"][1].similarities).max()
+    print(
+        f"    symmetric median {r['symmetric'][0]:.2f} s, row-panel median "
+        f"{r['row-panel'][0]:.2f} s, ratio {r['symmetric'][0] / r['row-panel'][0]:.2f} "
+        f"(target <= 0.6); indices identical: {same}, max |similarity gap| {gap:.1e}; "
+        f"{load()}"
+    )
 
 
 def case_layers(n: int, layers: int, d: int, k: int, repeats: int, sampled_pairs: int) -> None:
@@ -232,18 +313,20 @@ def _child(n: int, d: int, k: int, mode: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def case_large(n: int, d: int, k: int, check_ns: list[int]) -> None:
+def case_large(ns: list[int], d: int, k: int, check_ns: list[int]) -> None:
     print(
-        f"(c) N={n} D={d} k={k}: ours in a fresh subprocess "
+        f"(c) D={d} k={k}: one pair in a fresh subprocess per N "
         f"(time excludes imports and input generation)"
     )
-    ours = _child(n, d, k, "ours")
-    print(
-        f"    ours: {ours['seconds']:.1f} s, peak RSS {ours['peak_rss'] / GIB:.2f} GiB "
-        f"(inputs + torch alone {ours['inputs_rss'] / GIB:.2f} GiB; getrusage ru_maxrss "
-        f"{ours['ru_maxrss'] / GIB:.2f} GiB), score {ours['score']:.4f}  "
-        f"(target < 3 GB = {3e9 / GIB:.2f} GiB)"
-    )
+    for n in ns:
+        ours = _child(n, d, k, "ours")
+        print(
+            f"    N={n:,}: {ours['seconds']:.1f} s, peak RSS {ours['peak_rss'] / GIB:.2f} GiB "
+            f"(inputs + torch alone {ours['inputs_rss'] / GIB:.2f} GiB; getrusage ru_maxrss "
+            f"{ours['ru_maxrss'] / GIB:.2f} GiB), score {ours['score']:.4f}; {load()}  "
+            f"(target at 100,000: < 180 s, < 3 GB = {3e9 / GIB:.2f} GiB)"
+        )
+    n = ns[-1]
     for small in check_ns:
         dense = _child(small, d, k, "dense")
         ours_small = _child(small, d, k, "ours")
@@ -271,7 +354,7 @@ def _fmt(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--only", choices=("a", "b", "c"), help="run one case")
+    parser.add_argument("--only", choices=("a", "b", "c", "d"), help="run one case")
     parser.add_argument("--repeats", type=int, help="timed repeats per case (default 5; 2 quick)")
     args = parser.parse_args(argv)
     import torch
@@ -281,15 +364,17 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (2 if args.quick else 5)
     if args.quick:
         plan = {
-            "a": lambda: case_one_pair(256, 512, 10, repeats),
+            "a": lambda: case_one_pair([(256, 512), (512, 128)], 10, repeats),
             "b": lambda: case_layers(256, 6, 128, 10, repeats, sampled_pairs=6),
-            "c": lambda: case_large(4000, 128, 10, check_ns=[1000]),
+            "c": lambda: case_large([4000, 8000], 128, 10, check_ns=[1000]),
+            "d": lambda: case_search(3000, 128, 10, repeats),
         }
     else:
         plan = {
-            "a": lambda: case_one_pair(1024, 4096, 10, repeats),
+            "a": lambda: case_one_pair([(1024, 4096), (4096, 1024)], 10, repeats),
             "b": lambda: case_layers(1024, 24, 1024, 10, max(3, repeats - 2), sampled_pairs=24),
-            "c": lambda: case_large(50_000, 1024, 10, check_ns=[2048, 4096]),
+            "c": lambda: case_large([50_000, 100_000], 1024, 10, check_ns=[2048, 4096]),
+            "d": lambda: case_search(16_384, 1024, 10, repeats),
         }
     for name, run in plan.items():
         if args.only in (None, name):

@@ -1,15 +1,33 @@
-"""Chunked top-k cosine neighbour search and the reusable :class:`NeighborIndex`.
+"""Tiled top-k cosine neighbour search and the reusable :class:`NeighborIndex`.
 
 Semantics (Platonic Representation Hypothesis code): rows are L2-normalised, similarity is
 the cosine, a row is never its own neighbour, and ``kNN(i)`` holds the ``k`` most similar
-other rows. Unlike the reference, the ``N x N`` similarity matrix is never materialised:
-query rows are processed in chunks, so peak memory is ``O(N*k + chunk*N)``; the same torch
-code runs on CPU and CUDA.
+other rows. Unlike the reference, the ``N x N`` similarity matrix is never materialised
+beyond a memory budget: the search is symmetric and tiled (each tile pair of the Gram
+matrix is computed once and feeds the lists of both row tiles, see
+:mod:`uaes_hf.alignment._symmetric`), so it costs half a Gram product and ``O(N*k)`` memory
+plus one panel; the same torch code runs on CPU and CUDA.
 
 Ties are broken deterministically: neighbours are ordered by similarity (descending), then
 by row index (ascending), so the lower index wins a tie at the k-th place. Duplicate rows or
 ties at the k-th place make a neighbour set depend on that rule, and trigger an
 :class:`AmbiguousNeighborsWarning`.
+
+Floating point. The similarity of a pair is one number: it is one entry of one GEMM, used
+for both rows' lists, so ``sim[i, j]`` and ``sim[j, i]`` are equal. GEMM shapes depend on
+``N``, ``D``, the device and the tile size only, so results are bit-for-bit independent of
+``chunk_size`` (and, for a given BLAS and thread count, deterministic). The row-panel search
+it replaces (``_search(..., symmetric=False)``, kept as the reference in tests) computes
+``keys[tile] @ keys.T``; the two give identical similarities wherever the BLAS rounds an
+entry of a tile block like the same entry of a row panel (MKL on CPU does for the default
+tiles when it does not split the sum over threads, e.g. D <= 4 x tile). Elsewhere the two
+sum a dot product in different orders, so a similarity may differ by at most
+``2 * gamma_D * sum_k |x_ik x_jk| <= 2 * gamma_D`` for unit rows (``gamma_D = D u / (1 - D u)``,
+``u = 2**-24`` in float32, ``2**-53`` in float64): a few ulps in practice. A neighbour index
+can then differ only where two candidates of a row have similarities within that bound of
+each other: exact ties (duplicate rows, exactly representable data) are the same number in
+both and are settled identically by the index rule; only near ties closer than the
+rounding error itself can order differently. The tests check both.
 
 Example:
     >>> import numpy as np
@@ -27,16 +45,22 @@ from typing import Any
 
 import numpy as np
 
+from uaes_hf.alignment._symmetric import EMPTY, symmetric_topk
 from uaes_hf.alignment.validation import _is_torch_tensor, check_k, check_matrix
 
 # Upper bound on the elements of one chunk x N similarity block (128 MiB in float32).
 DEFAULT_BLOCK_ELEMENTS = 1 << 25
-# Similarities are computed one fixed tile of query rows at a time, always as the same
-# matmul keys[tile] @ keys.T: a row's values then depend on its tile and N only, so results
-# are bit-for-bit independent of chunk_size (BLAS may round a row differently inside a
-# matmul of another shape). One big panel per tile keeps BLAS near peak; computing only one
-# triangle in small blocks measured slower on CPU (MKL, 2 threads) than the full product.
+# The row-panel (reference) search computes one fixed tile of query rows at a time, always
+# as the same matmul keys[tile] @ keys.T: a row's values then depend on its tile and N
+# only, so results are bit-for-bit independent of chunk_size (BLAS may round a row
+# differently inside a matmul of another shape).
 ROW_TILE = {"cpu": 1024, "cuda": 2048}
+# Tiles of the symmetric search, (largest N, rows per tile): small N needs small tiles to
+# have tile pairs to skip; large tiles keep BLAS near peak and the per-tile work low.
+SYMMETRIC_TILE = {
+    "cpu": ((2048, 256), (12288, 1024), (1 << 62, 2048)),
+    "cuda": ((16384, 1024), (1 << 62, 8192)),
+}
 
 
 def row_tile(device: Any) -> int:
@@ -157,17 +181,21 @@ def nearest_neighbors(
     chunk_size: int | None = None,
     name: str = "features",
 ) -> NeighborIndex:
-    """Top-``k`` cosine neighbours of every row (self excluded), in row chunks.
+    """Top-``k`` cosine neighbours of every row (self excluded), computed in tiles.
+
+    Each tile pair of the (symmetric) similarity matrix is computed once and updates the
+    running top-k of both row tiles, so the arithmetic is half a full Gram product; memory
+    is ``O(N*k)`` plus one panel. The module docstring says why results are bit-for-bit
+    independent of ``chunk_size`` and how they relate to a full Gram product's rounding.
 
     Args:
         features: ``N x D`` numpy array, nested list or torch tensor.
         k: neighbours per row (``1 <= k < N``).
         device: ``"cpu"``, ``"cuda"`` or ``None`` (the tensor's device, else CPU).
         dtype: ``"float32"`` (default) or ``"float64"`` for the similarity arithmetic.
-        chunk_size: query rows per block, rounded up to a multiple of :func:`row_tile`
-            (1024 rows on CPU, 2048 on CUDA); the default keeps a block near 2**25
-            elements. Peak memory is about ``chunk x N`` similarities plus ``N x D`` keys;
-            chunk_size changes memory, never results.
+        chunk_size: bounds memory to about ``chunk_size x N`` similarities at once
+            (default: about 2**25, 128 MiB in float32); when ``N x N`` fits, the whole
+            matrix is filled from the tile blocks. It changes memory, never results.
         name: how error messages refer to ``features``.
 
     Returns:
@@ -178,6 +206,26 @@ def nearest_neighbors(
         >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
         >>> nearest_neighbors(x, k=1).indices.ravel().tolist()
         [1, 0, 3, 2]
+    """
+    return _search(features, k, device=device, dtype=dtype, chunk_size=chunk_size, name=name)
+
+
+def _search(
+    features: Any,
+    k: int,
+    *,
+    device: Any = None,
+    dtype: Any = "float32",
+    chunk_size: int | None = None,
+    name: str = "features",
+    symmetric: bool = True,
+    tile: int | None = None,
+) -> NeighborIndex:
+    """:func:`nearest_neighbors` with internal switches.
+
+    ``symmetric=False`` runs the row-panel search (every row tile against all rows, the
+    full Gram product), kept as the reference the symmetric search is tested against.
+    ``tile`` overrides the symmetric search's tile (tests use small tiles to get many).
     """
     import torch
 
@@ -190,8 +238,6 @@ def nearest_neighbors(
         chunk_size = max(1, DEFAULT_BLOCK_ELEMENTS // n)
     elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    tile = row_tile(dev)
-    chunk_size = -(-chunk_size // tile) * tile
 
     tensor = torch.as_tensor(features).detach().to(device=dev, dtype=tdtype)
     # F.normalize's denominator: rows / denom is exactly F.normalize(rows).
@@ -210,13 +256,138 @@ def nearest_neighbors(
         unique_keys, representative = _deduplicate(tensor / denom)
         scale = row_scale = None
     duplicates = n - int(unique_keys.shape[0])
-    out_idx = np.empty((n, k), dtype=np.int64)
-    out_sim = np.empty((n, k), dtype=np.float64 if tdtype == torch.float64 else np.float32)
+    if symmetric:
+        idx, values, tied_rows = _symmetric_search(
+            unique_keys, k, representative if duplicates else None, scale, chunk_size, tile
+        )
+    else:
+        idx, values, tied_rows = _panel_search(
+            unique_keys, k, representative, duplicates, scale, chunk_size
+        )
+    if row_scale is not None:
+        values = values * row_scale
+    out_idx = idx.cpu().numpy()
+    out_sim = values.cpu().numpy()
+    if duplicates:
+        warnings.warn(
+            f"{name} has {duplicates} duplicate row(s) (equal after L2 normalisation): "
+            f"neighbour sets that include them are ambiguous; ties are broken by the lower "
+            f"row index",
+            AmbiguousNeighborsWarning,
+            stacklevel=3,
+        )
+    elif tied_rows:
+        warnings.warn(
+            f"{tied_rows} row(s) of {name} have ties at the k-th neighbour (k={k}); ties are "
+            f"broken by the lower row index",
+            AmbiguousNeighborsWarning,
+            stacklevel=3,
+        )
+    return NeighborIndex(out_idx, out_sim)
+
+
+def symmetric_tile(device: Any, n: int) -> int:
+    """Rows per tile of the symmetric search on ``device`` for ``n`` (unique) rows.
+
+    Small ``N`` needs small tiles to have tile pairs to skip; large tiles keep BLAS near
+    peak and the per-tile overhead low. Depends on ``N`` and the device only, so results
+    do too (never on ``chunk_size``).
+    """
+    sizes = SYMMETRIC_TILE.get(device.type, SYMMETRIC_TILE["cpu"])
+    return next(rows for limit, rows in sizes if n <= limit)
+
+
+def _symmetric_search(
+    keys: Any,
+    k: int,
+    representative: Any,
+    scale: Any,
+    chunk_size: int,
+    tile: int | None,
+) -> tuple[Any, Any, int]:
+    """Neighbour lists of every row from :func:`symmetric_topk` over the unique ``keys``."""
+
+    n_unique = int(keys.shape[0])
+    tile = tile or symmetric_tile(keys.device, n_unique)
+    n = n_unique if representative is None else int(representative.numel())
+    diagonal = None if representative is None else keys.new_empty(n_unique)
+    # One slot more than k shows a tie at the k-th place.
+    values, indices = symmetric_topk(
+        keys, k + 1, tile=tile, budget=chunk_size * n, column_scale=scale, diagonal=diagonal
+    )
+    if representative is not None:
+        values, indices = _expand_duplicates(values, indices, diagonal, representative, k + 1)
+    tied = int((values[:, k] == values[:, k - 1]).sum())
+    return indices[:, :k], values[:, :k], tied
+
+
+def _expand_duplicates(
+    values: Any, indices: Any, diagonal: Any, representative: Any, slots: int
+) -> tuple[Any, Any]:
+    """Lists of the original rows from the lists of the unique rows.
+
+    Unique rows are numbered in order of first occurrence, so the unique-level order
+    (value desc, unique index asc) ranks a unique row by its lowest member: every original
+    row in the top ``slots`` of row ``o`` (self excluded) is then a member of ``o``'s own
+    unique row (value: the diagonal entry) or of one of that row's top ``slots`` unique
+    neighbours. Each contributes its ``slots + 1`` lowest members at most.
+    """
+    import torch
+
+    dev = values.device
+    n, n_unique = int(representative.numel()), int(values.shape[0])
+    width = slots + 1
+    by_unique = torch.argsort(representative, stable=True)  # originals ascending per unique
+    counts = torch.bincount(representative, minlength=n_unique)
+    rank = (
+        torch.arange(n, device=dev) - (torch.cumsum(counts, 0) - counts)[representative[by_unique]]
+    )
+    members = torch.full((n_unique + 1, width), EMPTY, dtype=torch.long, device=dev)
+    keep = rank < width
+    members[representative[by_unique][keep], rank[keep]] = by_unique[keep]
+    out_v = values.new_empty((n, slots))
+    out_i = torch.empty((n, slots), dtype=torch.long, device=dev)
+    step = max(1, (1 << 22) // (width * width))
+    for start in range(0, n, step):
+        rows = torch.arange(start, min(start + step, n), device=dev)
+        unique = representative[rows]
+        groups = torch.cat([unique[:, None], indices[unique]], 1)
+        groups = torch.where(groups == EMPTY, n_unique, groups)
+        group_v = torch.cat([diagonal[unique][:, None], values[unique]], 1)
+        cand_i = members[groups].flatten(1)
+        cand_v = group_v[:, :, None].expand(-1, -1, width).flatten(1)
+        absent = (cand_i == rows[:, None]) | (cand_i == EMPTY)
+        cand_v = cand_v.masked_fill(absent, -torch.inf)
+        cand_i = cand_i.masked_fill(absent, EMPTY)
+        cand_i, order = torch.sort(cand_i, dim=1)
+        cand_v, by_value = torch.sort(cand_v.gather(1, order), dim=1, descending=True, stable=True)
+        out_v[rows] = cand_v[:, :slots]
+        out_i[rows] = cand_i.gather(1, by_value[:, :slots])
+    return out_v, out_i
+
+
+def _panel_search(
+    keys: Any,
+    k: int,
+    representative: Any,
+    duplicates: int,
+    scale: Any,
+    chunk_size: int,
+) -> tuple[Any, Any, int]:
+    """The reference search: row panels ``keys[tile] @ keys.T``, each row's top-k."""
+    import torch
+
+    dev = keys.device
+    n = int(representative.numel())
+    tile = row_tile(dev)
+    chunk_size = -(-chunk_size // tile) * tile
+    out_idx = torch.empty((n, k), dtype=torch.long, device=dev)
+    out_sim = torch.empty((n, k), dtype=keys.dtype, device=dev)
     tied_rows = 0
     with torch.no_grad():
-        for start in range(0, int(unique_keys.shape[0]), chunk_size):
-            stop = min(start + chunk_size, int(unique_keys.shape[0]))
-            sim = _similarity_rows(unique_keys, start, stop, scale)
+        for start in range(0, int(keys.shape[0]), chunk_size):
+            stop = min(start + chunk_size, int(keys.shape[0]))
+            sim = _similarity_rows(keys, start, stop, scale)
             if duplicates:
                 rows = ((representative >= start) & (representative < stop)).nonzero().ravel()
                 sim = sim[representative[rows] - start][:, representative]
@@ -224,28 +395,10 @@ def nearest_neighbors(
                 rows = torch.arange(start, stop, device=dev)
             sim[torch.arange(rows.numel(), device=dev), rows] = -torch.inf  # never itself
             idx, values, n_tied = _topk_rows(sim, k)
-            if row_scale is not None:
-                values = values * row_scale[rows]
-            rows_np = rows.cpu().numpy()
-            out_idx[rows_np] = idx.cpu().numpy()
-            out_sim[rows_np] = values.cpu().numpy()
+            out_idx[rows] = idx
+            out_sim[rows] = values
             tied_rows += n_tied
-    if duplicates:
-        warnings.warn(
-            f"{name} has {duplicates} duplicate row(s) (equal after L2 normalisation): "
-            f"neighbour sets that include them are ambiguous; ties are broken by the lower "
-            f"row index",
-            AmbiguousNeighborsWarning,
-            stacklevel=2,
-        )
-    elif tied_rows:
-        warnings.warn(
-            f"{tied_rows} row(s) of {name} have ties at the k-th neighbour (k={k}); ties are "
-            f"broken by the lower row index",
-            AmbiguousNeighborsWarning,
-            stacklevel=2,
-        )
-    return NeighborIndex(out_idx, out_sim)
+    return out_idx, out_sim, tied_rows
 
 
 def _similarity_rows(keys: Any, start: int, stop: int, scale: Any = None) -> Any:
