@@ -229,7 +229,7 @@ def _search(
     """
     import torch
 
-    features = check_matrix(features, name)
+    features = check_matrix(features, name, dtype=dtype)
     n = int(features.shape[0])
     k = check_k(k, n)
     dev = resolve_device(device, features)
