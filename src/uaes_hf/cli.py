@@ -14,6 +14,7 @@ from importlib import import_module
 
 # Order is the order shown in `uaes --help`: the pipeline's stages, then `run`.
 COMMANDS: tuple[str, ...] = ("prepare", "annotate", "extract", "align", "report", "run")
+COMMANDS += ("retrieval",)  # the related aesthetic-retrieval study
 
 
 def build_parser() -> argparse.ArgumentParser:
