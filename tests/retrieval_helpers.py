@@ -105,7 +105,39 @@ def write_images(folder: Path, values: list[int], size: int = 24, prefix: str = 
     return paths
 
 
-WORDS = ["dog", "cat", "bird", "fish", "horse", "tree", "flower", "house", "car", "boat", "train", "plane", "sun", "moon", "star", "apple", "guitar", "piano", "clock", "book", "red", "blue", "green", "yellow", "small", "big", "old", "new", "happy", "bright", "dark"]
+WORDS = [
+    "dog",
+    "cat",
+    "bird",
+    "fish",
+    "horse",
+    "tree",
+    "flower",
+    "house",
+    "car",
+    "boat",
+    "train",
+    "plane",
+    "sun",
+    "moon",
+    "star",
+    "apple",
+    "guitar",
+    "piano",
+    "clock",
+    "book",
+    "red",
+    "blue",
+    "green",
+    "yellow",
+    "small",
+    "big",
+    "old",
+    "new",
+    "happy",
+    "bright",
+    "dark",
+]
 
 
 def write_imagefolder(folder: Path, n: int = 48, seed: int = 0) -> Path:
