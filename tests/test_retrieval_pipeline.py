@@ -139,3 +139,13 @@ def test_bad_config_keys_and_values_are_value_errors(tmp_path) -> None:
     path.write_text("lit:\n  epochs: 0\n")
     with pytest.raises(ValueError, match="lit.epochs must be a positive integer"):
         load_config(path)
+
+
+def test_the_packaged_hub_example_is_a_valid_config(tmp_path) -> None:
+    from uaes_hf.retrieval.config import hub_example_text
+
+    path = tmp_path / "hub.yaml"
+    path.write_text(hub_example_text())
+    cfg = load_config(path)
+    assert (cfg.encoder.kind, cfg.judge.backend, cfg.rephrase.backend) == ("hf", "vlm", "openai")
+    assert cfg.encoder.model == "openai/clip-vit-base-patch32"

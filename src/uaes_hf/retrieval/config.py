@@ -34,7 +34,7 @@ class CorpusSection:
     """Which images: sources (``openclipart``, ``embedded_photos``, ``imagefolder:<path>``)."""
 
     sources: tuple[str, ...] = ("openclipart", "embedded_photos")
-    max_items: int = 1000
+    max_items: int = 1500
     per_category: int = 40
     seed: int = 0
 

@@ -12,6 +12,8 @@ Sources (each item keeps its own license and source):
 - ``embedded_photos``: the captioned photos of :mod:`uaes_hf.data.embedded_images`.
 - ``imagefolder:<path>``: any folder with ``metadata.csv`` (``file_name``, ``caption``).
 
+Identical image files (the same drawing filed under two categories) are kept once.
+
 Example:
     >>> meta = parse_svg_metadata(
     ...     '<cc:Work><dc:title>Bored dog</dc:title><dc:subject><rdf:Bag>'
@@ -331,9 +333,23 @@ def build_corpus(
             raise ValueError(
                 f"unknown corpus source {source!r}; use one of {SOURCES} or imagefolder:<path>"
             )
+    items = drop_duplicate_images(items)
     if len(items) < 10:
         raise ValueError(f"the corpus has {len(items)} items; at least 10 are needed")
     return Corpus(tuple(items))
+
+
+def drop_duplicate_images(items: Sequence[CorpusItem]) -> list[CorpusItem]:
+    """Keep the first item of each distinct image file content (the same drawing is filed
+    under several categories in Open Clip Art)."""
+    seen: set[bytes] = set()
+    kept = []
+    for item in items:
+        digest = hashlib.sha256(Path(item.path).read_bytes()).digest()
+        if digest not in seen:
+            seen.add(digest)
+            kept.append(item)
+    return kept
 
 
 def load_image(path: str | Path, max_side: int | None = 512) -> Any:

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import sys
@@ -44,7 +45,7 @@ import torch
 
 from uaes_hf.retrieval.cache import atomic_write_bytes
 from uaes_hf.retrieval.dpo import finetune_objective
-from uaes_hf.retrieval.heads import LinearProjections, ProjectionHeads
+from uaes_hf.retrieval.heads import LinearProjections, ProjectionHeads, cpu_threads
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -204,9 +205,21 @@ def finetune(
     Resumes from ``checkpoint_dir/checkpoint.pt`` when present; the folder must belong to
     this data and config (callers key it by both).
     """
+    threads = cpu_threads(1) if not torch.cuda.is_available() else contextlib.nullcontext()
+    with threads:
+        return _finetune(heads, data, config, Path(checkpoint_dir), progress, log)
+
+
+def _finetune(
+    heads: ProjectionHeads,
+    data: PreferenceData,
+    config: FinetuneConfig,
+    folder: Path,
+    progress: bool,
+    log: Any,
+) -> tuple[ProjectionHeads, list[dict[str, float]]]:
     from accelerate import Accelerator
 
-    folder = Path(checkpoint_dir)
     folder.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     reference = heads.frozen_copy().to(accelerator.device)
@@ -285,7 +298,10 @@ def _checkpoint(
 
 def _say(log: Any, message: str) -> None:
     if log is not None:
-        print(message, file=log, flush=True)
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=log)  # keeps a progress bar on the same stream intact
+        log.flush()
 
 
 def main(argv: list[str] | None = None) -> int:

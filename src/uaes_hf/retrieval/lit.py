@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from uaes_hf.retrieval.heads import LinearProjections
+from uaes_hf.retrieval.heads import LinearProjections, cpu_threads
 
 CAPTION_VIEWS = ("caption", "title", "drawing of title")
 
@@ -31,10 +31,10 @@ CAPTION_VIEWS = ("caption", "title", "drawing of title")
 class LiTConfig:
     """Options of :func:`train_lit` (all of them are part of the cache key)."""
 
-    dim: int = 256
-    epochs: int = 20
+    dim: int = 512
+    epochs: int = 10
     lr: float = 1e-2
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.05
     batch_size: int = 256
     held_out: int = 100
     seed: int = 0
@@ -122,6 +122,17 @@ def train_lit(
     train = torch.as_tensor(np.asarray(train_index), dtype=torch.long)
     if train.numel() < 2:
         raise ValueError("need at least 2 training pairs")
+    with cpu_threads(1):
+        return _train(image, views, train, config, progress)
+
+
+def _train(
+    image: torch.Tensor,
+    views: torch.Tensor,
+    train: torch.Tensor,
+    config: LiTConfig,
+    progress: bool,
+) -> tuple[LinearProjections, list[float]]:
     heads = LinearProjections(image.shape[1], views.shape[2], config.dim, seed=config.seed)
     heads.fit_standardization(image[train])
     optimizer = torch.optim.AdamW(
