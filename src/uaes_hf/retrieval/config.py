@@ -118,7 +118,13 @@ class EvalSection:
 
 @dataclass(frozen=True)
 class RetrievalConfig:
-    """All sections; ``store`` is the result-store path (default under ``$UAES_HOME``)."""
+    """All sections; ``store`` is the result-store path (default under ``$UAES_HOME``).
+
+    ``cpu_threads``: torch CPU threads for the run. 1 by default: on a shared 2-core machine
+    one thread was 2-3x faster in wall time than two for the CNN and the LM (extra OpenMP
+    threads spin while the cores are busy elsewhere); raise it on a dedicated many-core
+    machine, or ``null`` for torch's default.
+    """
 
     corpus: CorpusSection = field(default_factory=CorpusSection)
     encoder: EncoderSection = field(default_factory=EncoderSection)
@@ -132,6 +138,7 @@ class RetrievalConfig:
     eval: EvalSection = field(default_factory=EvalSection)
     store: str | None = None
     votes: str | None = None
+    cpu_threads: int | None = 1
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -211,6 +218,8 @@ def config_from_dict(data: dict[str, Any] | None) -> RetrievalConfig:
         raise ValueError("encoder.model must name a Hub CLIP/SigLIP when encoder.kind is 'hf'")
     if cfg.eval.k < 1 or cfg.eval.k > cfg.preference.top_k:
         raise ValueError(f"eval.k must be in [1, preference.top_k], got {cfg.eval.k}")
+    if cfg.cpu_threads is not None and cfg.cpu_threads < 1:
+        raise ValueError(f"cpu_threads must be >= 1 or null, got {cfg.cpu_threads}")
     if not 0.0 < cfg.queries.held_out_fraction < 1.0:
         raise ValueError("queries.held_out_fraction must be in (0, 1)")
     return cfg

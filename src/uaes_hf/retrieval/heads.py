@@ -31,9 +31,9 @@ from torch import nn
 def cpu_threads(n: int = 1) -> Iterator[None]:
     """Run torch CPU ops on ``n`` threads inside the block, then restore the setting.
 
-    Training the heads multiplies small matrices: one thread is as fast alone, and on a
-    shared machine a second OpenMP thread mostly spins (measured here under load: 5x the
-    wall time, 6x the CPU time, for the same numbers).
+    Training the heads multiplies small matrices: one thread is about as fast alone, and on
+    a shared machine a second OpenMP thread mostly spins (measured here under load: 5x the
+    wall time and 6x the CPU time for the same numbers; 2-3x for the packaged CNN and LM).
 
     Example:
         >>> import torch

@@ -227,6 +227,15 @@ def run_retrieval(
     cfg: RetrievalConfig, out_dir: str | Path, *, progress: bool = True, log: Any = sys.stderr
 ) -> dict[str, Any]:
     """Run the study and write ``out_dir/index.html`` and ``out_dir/summary.json``."""
+    from contextlib import nullcontext
+
+    from uaes_hf.retrieval.heads import cpu_threads
+
+    with cpu_threads(cfg.cpu_threads) if cfg.cpu_threads else nullcontext():
+        return _run(cfg, Path(out_dir), progress, log)
+
+
+def _run(cfg: RetrievalConfig, out: Path, progress: bool, log: Any) -> dict[str, Any]:
     from uaes_hf.annotate.store import ResultStore
     from uaes_hf.paths import uaes_home
     from uaes_hf.retrieval import evaluation, factories
@@ -239,7 +248,6 @@ def run_retrieval(
     from uaes_hf.retrieval.report import write_report
     from uaes_hf.retrieval.winrate import aspect_win_rates
 
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = StudyResults(config=cfg)
     cache = ArtifactCache()

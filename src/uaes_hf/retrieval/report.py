@@ -102,6 +102,10 @@ def render_html(results: Any, summary: dict[str, Any], figures: dict[str, str]) 
         [system, fmt_ci(m["aesthetics"]), fmt_ci(m["relevance"]), fmt_ci(m["diversity"])]
         for system, m in summary["metrics"].items()
     ]
+    diff_rows = [
+        [system, *(fmt_ci(d[m]) for m in ("aesthetics", "relevance", "diversity"))]
+        for system, d in summary["differences_vs_original"].items()
+    ]
     win_rows = [
         [
             name.replace("_vs_", " vs "),
@@ -149,6 +153,11 @@ def render_html(results: Any, summary: dict[str, Any], figures: dict[str, str]) 
         "<p><b>Read with care:</b> " + " ".join(html.escape(n) for n in summary["notes"]) + "</p>",
         "<h2>Systems (held-out queries, 95% bootstrap CIs over queries)</h2>",
         _table(["system", f"aesthetics@{k}", f"relevance@{k}", f"diversity@{k}"], metric_rows),
+        "<p>Paired differences from the original system (same queries; 95% bootstrap CI):</p>",
+        _table(
+            ["system", f"aesthetics@{k} gain", f"relevance@{k} gain", f"diversity@{k} gain"],
+            diff_rows,
+        ),
         _figure(
             figures["tradeoff"],
             f"Aesthetics@{k} against relevance@{k} for each system "
