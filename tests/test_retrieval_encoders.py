@@ -66,6 +66,7 @@ def test_offline_encoder_finds_a_captions_own_image(capsys) -> None:
     from uaes_hf.retrieval.corpus import build_corpus
     from uaes_hf.retrieval.encoders import PackagedTowers
     from uaes_hf.retrieval.features import cached_text_features, corpus_features
+    from uaes_hf.retrieval.heads import cpu_threads
     from uaes_hf.retrieval.lit import caption_views, recall_at_k, split_held_out, train_lit
 
     cfg = config_from_dict({})
@@ -76,9 +77,10 @@ def test_offline_encoder_finds_a_captions_own_image(capsys) -> None:
         seed=cfg.corpus.seed,
     )
     towers, cache = PackagedTowers(cfg.encoder.image_size), ArtifactCache()
-    feats = corpus_features(corpus, towers, ClassicalAestheticScorer(), cache, progress=False)
-    views = caption_views(corpus.captions, [item.title for item in corpus.items])
-    text = np.stack([cached_text_features(towers, v, cache) for v in views])
+    with cpu_threads(cfg.cpu_threads):  # as `uaes retrieval run` does
+        feats = corpus_features(corpus, towers, ClassicalAestheticScorer(), cache, progress=False)
+        views = caption_views(corpus.captions, [item.title for item in corpus.items])
+        text = np.stack([cached_text_features(towers, v, cache) for v in views])
     train, held = split_held_out(len(corpus), cfg.lit.held_out, cfg.lit.seed)
     assert set(train).isdisjoint(held)
     heads, history = train_lit(feats.image, text, train, cfg.lit)
