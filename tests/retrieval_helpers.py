@@ -26,6 +26,14 @@ from openai_server import ChatRequest, FakeOpenAIServer  # noqa: E402
 ASPECTS = ("overall", "accuracy", "aesthetics", "diversity")
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def parse_rows(body: dict[str, Any]) -> tuple[str, list[str], list[str]]:
     """(query, row 1 image URLs, row 2 image URLs) of a row-judge request."""
     parts = [m for m in body["messages"] if m["role"] == "user"][0]["content"]

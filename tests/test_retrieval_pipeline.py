@@ -113,6 +113,35 @@ def test_cli_run_writes_the_report_and_reuses_its_store(tmp_path) -> None:
     assert len(load_vote_tasks(tmp_path / "out")) == summary["n_queries"]
     searcher = RunSearcher(tmp_path / "out")
     assert len(searcher.search("a red dog", "finetuned", 4)) == 4
+    _check_app(tmp_path / "out", tmp_path / "votes.jsonl", summary)
+
+
+def _check_app(run_dir: Path, votes: Path, summary: dict) -> None:
+    """`uaes retrieval app`'s Blocks on a real server: search, then vote on a run's task."""
+    from gradio_client import Client
+    from retrieval_helpers import free_port
+
+    from uaes_hf.retrieval.tabs import build_run_app
+    from uaes_hf.retrieval.votes import VoteLog
+
+    demo, allowed = build_run_app(run_dir, votes)
+    demo.queue().launch(
+        server_name="127.0.0.1",
+        server_port=free_port(),
+        quiet=True,
+        prevent_thread_lock=True,
+        allowed_paths=allowed,
+    )
+    try:
+        client = Client(demo.local_url, verbose=False)
+        gallery, _ = client.predict("a red dog", "original", 3, api_name="/retrieval_search")
+        assert len(gallery) == 3
+        query, row1, row2 = client.predict(1, api_name="/vote_load")
+        assert len(row1) == len(row2) == summary["k"]
+        client.predict(1, "aesthetics", "Row 2", "tester", api_name="/vote_submit")
+    finally:
+        demo.close()
+    assert len(VoteLog(votes).read()) == 1
 
 
 def _rephrase_or_judge(server: RowJudgeServer):

@@ -124,3 +124,21 @@ def test_results_tab_searches_each_system(app) -> None:
     assert "light blue" in table.splitlines()[3]  # the toy "finetuned" system reverses order
     with pytest.raises(Exception, match="type a query"):
         client.predict("  ", "original", 2, api_name="/retrieval_search")
+
+
+def test_tabs_added_to_a_finished_blocks_and_a_second_app_keep_their_endpoints(app) -> None:
+    """Building a second app in the same process (here outside `with demo:`) still works."""
+    import gradio as gr
+    from gradio_client import Client
+
+    _, tasks, log, _ = app
+    demo = gr.Blocks()
+    add_vote_tab(demo, tasks[:2], log)
+    demo.queue().launch(
+        server_name="127.0.0.1", server_port=_port(), prevent_thread_lock=True, quiet=True
+    )
+    try:
+        api = Client(demo.local_url, verbose=False).view_api(return_format="dict", print_info=False)
+        assert {"/vote_load", "/vote_submit"} <= set(api["named_endpoints"])
+    finally:
+        demo.close()

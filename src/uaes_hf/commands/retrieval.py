@@ -75,20 +75,12 @@ def _example(_args: argparse.Namespace) -> int:
 
 
 def _app(args: argparse.Namespace) -> int:
-    import gradio as gr
-
-    from uaes_hf.retrieval.searcher import RunSearcher, load_vote_tasks
-    from uaes_hf.retrieval.tabs import add_results_tab, add_vote_tab
-    from uaes_hf.retrieval.votes import VoteLog
+    from uaes_hf.retrieval.tabs import build_run_app
 
     try:
-        searcher = RunSearcher(args.run)
-        tasks = load_vote_tasks(args.run)
+        demo, allowed = build_run_app(args.run, args.votes)
     except ValueError as err:
         print(f"uaes retrieval app: error: {err}", file=sys.stderr)
         return 2
-    with gr.Blocks(title="Aesthetic retrieval") as demo:
-        add_results_tab(demo, searcher)
-        add_vote_tab(demo, tasks, VoteLog(args.votes))
-    demo.launch(server_port=args.port, allowed_paths=sorted(searcher.image_roots()))
+    demo.launch(server_port=args.port, allowed_paths=allowed)
     return 0

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -36,6 +37,17 @@ class Searcher(Protocol):
     systems: Sequence[str]
 
     def search(self, query: str, system: str, k: int) -> list[dict[str, Any]]: ...
+
+
+def _inside(demo: Any) -> Any:
+    """``demo``'s build context, unless the caller is already building ``demo``.
+
+    Re-entering a Blocks that is being built leaves Gradio's global build context pointing
+    at it, and the next app built in the process would then get no endpoints.
+    """
+    from gradio.context import Context
+
+    return contextlib.nullcontext() if Context.root_block is demo else demo
 
 
 def shown_first(task: VoteTask, salt: str = "uaes-votes-v1") -> str:
@@ -109,7 +121,7 @@ def add_vote_tab(demo: Any, tasks: Sequence[VoteTask], log: VoteLog, label: str 
         except ValueError as err:
             raise gr.Error(str(err)) from None
 
-    with demo, gr.Tab(label):
+    with _inside(demo), gr.Tab(label):
         gr.Markdown(
             "Which row of search results fits the query better? Judge one aspect at a time: "
             "**accuracy** (the images match the query), **aesthetics** (they are beautiful "
@@ -173,7 +185,7 @@ def add_results_tab(demo: Any, searcher: Searcher, label: str = "Retrieval") -> 
         gallery = [(row["path"], str(row.get("caption", ""))[:80]) for row in results]
         return gallery, results_table(results)
 
-    with demo, gr.Tab(label):
+    with _inside(demo), gr.Tab(label):
         with gr.Row():
             query = gr.Textbox(label="query", placeholder="a sailing boat")
             system = gr.Dropdown(systems, value=systems[0], label="system")
@@ -182,3 +194,20 @@ def add_results_tab(demo: Any, searcher: Searcher, label: str = "Retrieval") -> 
         gallery = gr.Gallery(label="results", columns=5, height=260)
         table = gr.Markdown()
         button.click(on_search, [query, system, k], [gallery, table], api_name="retrieval_search")
+
+
+def build_run_app(run_dir: Any, votes_path: Any) -> Any:
+    """A Blocks app with both tabs for a finished run (``uaes retrieval app``); not launched.
+
+    Returns ``(demo, allowed_paths)``: the folders of the corpus images, for ``launch``.
+    """
+    import gradio as gr
+
+    from uaes_hf.retrieval.searcher import RunSearcher, load_vote_tasks
+
+    searcher = RunSearcher(run_dir)
+    tasks = load_vote_tasks(run_dir)
+    with gr.Blocks(title="Aesthetic retrieval") as demo:
+        add_results_tab(demo, searcher)
+        add_vote_tab(demo, tasks, VoteLog(votes_path))
+    return demo, sorted(searcher.image_roots())
