@@ -287,7 +287,8 @@ class HFTowers:
         text_name, image_name = HF_HEADS[model_type]
         image_head = copy.deepcopy(_module(model, image_name)) if image_name else nn.Identity()
         scale = float(model.logit_scale.detach()) if hasattr(model, "logit_scale") else 0.0
-        return ProjectionHeads(image_head, copy.deepcopy(_module(model, text_name)), scale)
+        heads = ProjectionHeads(image_head, copy.deepcopy(_module(model, text_name)), scale)
+        return heads.cpu()  # small: the pipeline embeds on the CPU, fine-tuning moves them
 
 
 @dataclass

@@ -193,7 +193,7 @@ def _finetuned_heads(
     else:
         load_heads_arrays(tuned, stored)
     results.finetune_history = list((cache.load_meta("finetuned_heads", key) or {})["history"])
-    return tuned.eval()
+    return tuned.cpu().eval()  # fine-tuning may have run on a GPU
 
 
 def _proxy_judge(
