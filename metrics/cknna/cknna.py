@@ -30,10 +30,24 @@ _CITATION = """\
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, metric_module.KWARGS_DESCRIPTION)
+_EXAMPLES = """
+Examples:
+    >>> import evaluate
+    >>> import numpy as np
+    >>> metric = evaluate.load("metrics/cknna")  # or "<org>/cknna" from the Hub
+    >>> x = np.random.default_rng(0).normal(size=(40, 6))
+    >>> metric.compute(predictions=x, references=2 * x, k=5)  # one space, rescaled
+    {'cknna': 1.0, 'chance_level': None}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(
+    _DESCRIPTION, metric_module.KWARGS_DESCRIPTION, _EXAMPLES
+)
 class CKNNA(metric_module.AlignmentMetric):
     """CKNNA between two feature matrices (predictions: model A, references: model B)."""
 
     metric = "cknna"
     description = _DESCRIPTION
+    examples = _EXAMPLES
     citation = _CITATION

@@ -30,10 +30,24 @@ _CITATION = """\
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, metric_module.KWARGS_DESCRIPTION)
+_EXAMPLES = """
+Examples:
+    >>> import evaluate
+    >>> import numpy as np
+    >>> metric = evaluate.load("metrics/cycle_knn")  # or "<org>/cycle_knn" from the Hub
+    >>> x = np.random.default_rng(0).normal(size=(40, 6))
+    >>> metric.compute(predictions=x, references=2 * x, k=5)  # one space, rescaled
+    {'cycle_knn': 0.975, 'chance_level': 0.500...}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(
+    _DESCRIPTION, metric_module.KWARGS_DESCRIPTION, _EXAMPLES
+)
 class CycleKNN(metric_module.AlignmentMetric):
     """Cycle kNN between two feature matrices (predictions: model A, references: model B)."""
 
     metric = "cycle_knn"
     description = _DESCRIPTION
+    examples = _EXAMPLES
     citation = _CITATION

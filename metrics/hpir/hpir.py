@@ -1,9 +1,7 @@
 """HPIR-style preference accuracy as an `evaluate` metric (thin shell over uaes_hf).
 
->>> import evaluate                                                   # doctest: +SKIP
->>> metric = evaluate.load("metrics/hpir")                            # doctest: +SKIP
->>> metric.compute(predictions=[0, 1], references=[[3, 1], [2, 2]])   # doctest: +SKIP
-{'soft_accuracy': 0.625, 'hard_accuracy': 1.0, ...}
+Load it with ``evaluate.load("metrics/hpir")``; the computation is
+``uaes_hf.retrieval.hpir.hpir_scores``. The examples are in the class docstring.
 """
 
 from __future__ import annotations
@@ -47,7 +45,8 @@ Returns:
     normalized_score (NaN if every item is tied), n_items, n_hard_items, n_ties,
     per_aspect (only with aspects).
 Examples:
-    >>> metric = evaluate.load("metrics/hpir")  # doctest: +SKIP
+    >>> import evaluate
+    >>> metric = evaluate.load("metrics/hpir")  # or "<org>/hpir" from the Hub
     >>> metric.compute(predictions=[0, 1, 0, 1], references=[[3, 1], [0, 4], [2, 2], [3, 1]])
     {'soft_accuracy': 0.625, 'hard_accuracy': 0.666..., 'oracle_soft_accuracy': 0.75,
      'normalized_score': 0.5, 'n_items': 4, 'n_hard_items': 3, 'n_ties': 1}

@@ -32,10 +32,24 @@ _CITATION = """\
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, metric_module.KWARGS_DESCRIPTION)
+_EXAMPLES = """
+Examples:
+    >>> import evaluate
+    >>> import numpy as np
+    >>> metric = evaluate.load("metrics/mutual_knn")  # or "<org>/mutual_knn" from the Hub
+    >>> x = np.random.default_rng(0).normal(size=(40, 6))
+    >>> metric.compute(predictions=x, references=2 * x, k=5)  # one space, rescaled
+    {'mutual_knn': 1.0, 'chance_level': 0.128...}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(
+    _DESCRIPTION, metric_module.KWARGS_DESCRIPTION, _EXAMPLES
+)
 class MutualKNN(metric_module.AlignmentMetric):
     """Mutual kNN between two feature matrices (predictions: model A, references: model B)."""
 
     metric = "mutual_knn"
     description = _DESCRIPTION
+    examples = _EXAMPLES
     citation = _CITATION

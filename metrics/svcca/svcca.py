@@ -30,10 +30,24 @@ _CITATION = """\
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, metric_module.KWARGS_DESCRIPTION)
+_EXAMPLES = """
+Examples:
+    >>> import evaluate
+    >>> import numpy as np
+    >>> metric = evaluate.load("metrics/svcca")  # or "<org>/svcca" from the Hub
+    >>> x = np.random.default_rng(0).normal(size=(40, 6))
+    >>> metric.compute(predictions=x, references=2 * x, k=5, cca_dim=4)  # one space, rescaled
+    {'svcca': 1.0, 'chance_level': None}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(
+    _DESCRIPTION, metric_module.KWARGS_DESCRIPTION, _EXAMPLES
+)
 class SVCCA(metric_module.AlignmentMetric):
     """SVCCA between two feature matrices (predictions: model A, references: model B)."""
 
     metric = "svcca"
     description = _DESCRIPTION
+    examples = _EXAMPLES
     citation = _CITATION

@@ -102,6 +102,7 @@ class AlignmentMetric(evaluate.Metric, abc.ABC):
         """The metric's name (also the key of its score in the result)."""
 
     description: str = ""
+    examples: str = ""  # the module's doctest examples, run by tests/test_metric_module_examples.py
     citation: str = ""
     reference_urls: tuple[str, ...] = ("https://arxiv.org/abs/2405.07987",)
 
@@ -110,7 +111,7 @@ class AlignmentMetric(evaluate.Metric, abc.ABC):
             module_type="metric",
             description=self.description,
             citation=self.citation,
-            inputs_description=KWARGS_DESCRIPTION,
+            inputs_description=KWARGS_DESCRIPTION + self.examples,
             features=datasets.Features({"predictions": _ROW_FEATURE, "references": _ROW_FEATURE}),
             reference_urls=list(self.reference_urls),
         )
