@@ -194,8 +194,13 @@ class FakeOpenAIServer:
         log_path: str | Path | None = None,
         require_key: str | None = None,
         response_delay_s: float = 0.0,
+        hold: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         self.schedule = schedule or FaultSchedule()
+        # Requests for which ``hold(log_entry)`` is true wait for ``release()`` before they
+        # are answered: tests order two clients by events, not by sleeps.
+        self.hold = hold
+        self.released = threading.Event()
         self.responder = responder
         self.item_key = item_key
         self.require_key = require_key
@@ -230,6 +235,10 @@ class FakeOpenAIServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def release(self) -> None:
+        """Answer every held request (and hold no more)."""
+        self.released.set()
 
     def chat_requests(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -338,6 +347,8 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 "roles": [m.get("role") for m in body.get("messages", [])],
             }
             server._log(entry)
+            if server.hold is not None and server.hold(entry):
+                server.released.wait(timeout=300)
             if server.response_delay_s:
                 time.sleep(server.response_delay_s)
             sched = server.schedule

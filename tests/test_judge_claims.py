@@ -72,7 +72,16 @@ def single_run_requests(schedule: FaultSchedule, key: str) -> int:
 def test_two_processes_bill_each_item_once(tmp_path: Path) -> None:
     poems, store = tmp_path / "poems.txt", tmp_path / "r.sqlite"
     hashes = {sha256_text(t) for t in write_poems(poems, 120)}
-    with FakeOpenAIServer(SCHEDULE, response_delay_s=0.05) as server:
+    # The first run's requests after its first 30 are held until the second run has started
+    # asking: the two runs overlap however slowly either process starts.
+    first_seen: list[int] = []
+
+    def hold(entry: dict) -> bool:
+        if entry["seed"] == 1:
+            first_seen.append(1)
+        return entry["seed"] == 1 and len(first_seen) > 30
+
+    with FakeOpenAIServer(SCHEDULE, response_delay_s=0.05, hold=hold) as server:
         first = subprocess.Popen(
             cli(poems, server, store, tmp_path / "a.csv", "--seed", "1"),
             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -82,6 +91,8 @@ def test_two_processes_bill_each_item_once(tmp_path: Path) -> None:
             cli(poems, server, store, tmp_path / "b.csv", "--seed", "2"),
             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        wait_until(lambda: any(r["seed"] == 2 for r in server.chat_requests()), timeout=120)
+        server.release()
         out_a, err_a = first.communicate(timeout=300)
         out_b, err_b = second.communicate(timeout=300)
         log = server.chat_requests()
@@ -110,7 +121,8 @@ def test_two_processes_bill_each_item_once(tmp_path: Path) -> None:
 def test_leave_claimed_leaves_them(tmp_path: Path) -> None:
     poems, store = tmp_path / "poems.txt", tmp_path / "r.sqlite"
     write_poems(poems, 12)
-    with FakeOpenAIServer(response_delay_s=1.5) as server:
+    # The slow run's requests are held until the quick run has left: its 12 claims stay live.
+    with FakeOpenAIServer(hold=lambda entry: entry["seed"] == 1) as server:
         slow = subprocess.Popen(
             cli(poems, server, store, tmp_path / "a.csv", "--seed", "1", "--concurrency", "12"),
             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -120,6 +132,7 @@ def test_leave_claimed_leaves_them(tmp_path: Path) -> None:
             cli(poems, server, store, tmp_path / "b.csv", "--seed", "2", "--leave-claimed"),
             env=env(), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
+        server.release()
         slow.communicate(timeout=120)
         seeds = {r["seed"] for r in server.chat_requests()}
     assert quick.returncode == 3  # items without a rating: the other run has them
