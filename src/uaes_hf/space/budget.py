@@ -4,22 +4,27 @@ Every endpoint of the public Space has a limit, and every refusal says what the 
 (a ``BudgetError``, a ``ValueError``). The limits were measured on a 2-core CPU
 (``benchmarks/space_budget.py`` times the largest request each allows):
 
-================================  ==========================================================
-uploads                           at most ``max_upload_bytes`` (16 MiB) and ``max_rows``
-                                  (5,000) rows per file, checked before the file is parsed
-k (neighbour metrics)             ``k <= min(max_k, N - 1)`` (``max_k`` = 100)
-permutations                      at most ``max_permutations`` (1,000)
-mutual_knn, cycle_knn, cknna      ``N * k * permutations <= max_neighbour_work`` (10 million)
-lcs_knn, edit_distance_knn        ``N * k * ceil(k / 10) * permutations <= max_neighbour_work``
-                                  (their per-sample cost grows with k squared)
-cka, unbiased_cka                 ``N^2 * permutations <= max_kernel_work`` (100 million)
-svcca                             ``N * D * min(N, D) <= max_svd_work`` per input (500 million)
-features (any metric)             ``N * D <= max_cells`` per input (4 million)
-judge (off unless enabled)        ``judge_per_session`` ratings per ``judge_window_s`` per
-                                  visitor, ``judge_max_chars`` characters, a deadline and a
-                                  cap on the HTTP requests of the whole Space
-queue                             ``concurrency`` requests at once, ``queue_size`` waiting
-================================  ==========================================================
+=============================  ============================================================
+uploads                        at most ``max_upload_bytes`` (16 MiB), ``max_rows`` (5,000)
+                               rows and ``max_cells`` (2 million) values per file, checked
+                               before the file is parsed
+k (neighbour metrics)          ``k <= min(max_k, N - 1)`` (``max_k`` = 100)
+permutations                   at most ``max_permutations`` (1,000)
+neighbour metrics              ``w * N * k^2 * (permutations + 2) <= max_neighbour_work``
+                               (750 million): each evaluation (the score, the per-sample
+                               scores, each permutation) compares k-lists of N samples, about
+                               N * k^2 work; ``w`` is each metric's measured cost relative to
+                               mutual_knn: 1 mutual_knn, 2 cknna, 8 lcs_knn, 12 cycle_knn,
+                               20 edit_distance_knn
+cka, unbiased_cka              ``N^2 * permutations <= max_kernel_work`` (25 million), and
+                               with permutations ``N^2 * (D_A + D_B) <= max_gram_work`` (10
+                               billion: the null's Gram matrices)
+svcca                          ``N * D * min(N, D) <= max_svd_work`` per input (125 million)
+judge (off unless enabled)     ``judge_per_session`` ratings per ``judge_window_s`` per
+                               visitor, ``judge_max_chars`` characters, a deadline and a cap
+                               on the HTTP requests of the whole Space
+queue                          ``concurrency`` requests at once, ``queue_size`` waiting
+=============================  ============================================================
 
 Example:
     >>> budget = SpaceBudget()
@@ -32,17 +37,23 @@ Example:
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-NEIGHBOUR_METRICS = ("mutual_knn", "cycle_knn", "cknna")
-QUADRATIC_NEIGHBOUR_METRICS = ("lcs_knn", "edit_distance_knn")
+# Cost of one evaluation (about N * k^2) of each neighbour metric relative to mutual_knn,
+# measured at N = 5,000 and k = 30 and 100 (benchmarks/space_budget.py).
+NEIGHBOUR_WEIGHTS = {
+    "mutual_knn": 1,
+    "cknna": 2,
+    "lcs_knn": 8,
+    "cycle_knn": 12,
+    "edit_distance_knn": 20,
+}
+NEIGHBOUR_METRICS = tuple(NEIGHBOUR_WEIGHTS)
 KERNEL_METRICS = ("cka", "unbiased_cka")
-SUBSPACE_METRICS = ("svcca",)
 LIBRARY_HINT = "use the library or `uaes align` for larger requests"
 
 
@@ -56,12 +67,13 @@ class SpaceBudget:
 
     max_upload_bytes: int = 16 * 2**20
     max_rows: int = 5_000
-    max_cells: int = 4_000_000
+    max_cells: int = 2_000_000
     max_k: int = 100
     max_permutations: int = 1_000
-    max_neighbour_work: int = 10_000_000
-    max_kernel_work: int = 100_000_000
-    max_svd_work: int = 500_000_000
+    max_neighbour_work: int = 750_000_000
+    max_kernel_work: int = 25_000_000
+    max_gram_work: int = 10_000_000_000
+    max_svd_work: int = 125_000_000
     max_shown_poems: int = 200
     max_gallery_images: int = 48
     concurrency: int = 2
@@ -86,7 +98,7 @@ class SpaceBudget:
             raise BudgetError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
         if k < 1:
             raise BudgetError(f"k must be at least 1, got k={k}")
-        if metric in NEIGHBOUR_METRICS + QUADRATIC_NEIGHBOUR_METRICS and k > self.max_k:
+        if metric in NEIGHBOUR_METRICS and k > self.max_k:
             raise BudgetError(
                 f"k={k} is above the Space's limit of {self.max_k} (k <= min({self.max_k}, "
                 f"N - 1); {LIBRARY_HINT})"
@@ -115,42 +127,44 @@ class SpaceBudget:
     ) -> None:
         """The whole request, once N and the widths are known (before any computation)."""
         self.check_settings(metric, k, permutations)
-        if metric in NEIGHBOUR_METRICS + QUADRATIC_NEIGHBOUR_METRICS:
+        if metric in NEIGHBOUR_METRICS:
             limit = min(self.max_k, n - 1)
             if k > limit:
                 raise BudgetError(
                     f"k={k} is above the limit of min({self.max_k}, N - 1) = {limit} for "
                     f"N={n} samples"
                 )
-        cost, formula, limit = self.compare_cost(metric, n=n, dims=dims, k=k, p=permutations)
-        if cost > limit:
-            raise BudgetError(
-                f"this request costs {formula} = {cost:,}, above the Space's limit of "
-                f"{limit:,} for {metric}: use fewer permutations, a smaller k or fewer rows "
-                f"({LIBRARY_HINT})"
-            )
+        for cost, formula, limit in self.compare_costs(metric, n=n, dims=dims, k=k, p=permutations):
+            if cost > limit:
+                raise BudgetError(
+                    f"this request costs {formula} = {cost:,}, above the Space's limit of "
+                    f"{limit:,} for {metric}: use fewer permutations, a smaller k or fewer "
+                    f"rows ({LIBRARY_HINT})"
+                )
 
-    def compare_cost(
+    def compare_costs(
         self, metric: str, *, n: int, dims: Sequence[int], k: int, p: int
-    ) -> tuple[int, str, int]:
-        """``(cost, formula with the numbers, limit)`` of one comparison.
+    ) -> list[tuple[int, str, int]]:
+        """``(cost, formula with the numbers, limit)`` of each limit a comparison meets.
 
         Example:
-            >>> SpaceBudget().compare_cost("lcs_knn", n=1000, dims=(8, 8), k=20, p=10)
-            (400000, 'N * k * ceil(k/10) * permutations = 1000 * 20 * 2 * 10', 10000000)
+            >>> SpaceBudget().compare_costs("lcs_knn", n=1000, dims=(8, 8), k=20, p=8)
+            [(32000000, '8 * N * k^2 * (permutations + 2) = 8 * 1000 * 20^2 * 10', 750000000)]
         """
         if metric in NEIGHBOUR_METRICS:
-            formula = f"N * k * permutations = {n} * {k} * {p}"
-            return n * k * p, formula, self.max_neighbour_work
-        if metric in QUADRATIC_NEIGHBOUR_METRICS:
-            blocks = max(1, math.ceil(k / 10))
-            formula = f"N * k * ceil(k/10) * permutations = {n} * {k} * {blocks} * {p}"
-            return n * k * blocks * p, formula, self.max_neighbour_work
+            weight = NEIGHBOUR_WEIGHTS[metric]
+            formula = f"{weight} * N * k^2 * (permutations + 2) = {weight} * {n} * {k}^2 * {p + 2}"
+            return [(weight * n * k * k * (p + 2), formula, self.max_neighbour_work)]
         if metric in KERNEL_METRICS:
-            return n * n * p, f"N^2 * permutations = {n}^2 * {p}", self.max_kernel_work
+            checks = [(n * n * p, f"N^2 * permutations = {n}^2 * {p}", self.max_kernel_work)]
+            if p:
+                width = int(sum(dims))
+                formula = f"N^2 * (D_A + D_B) = {n}^2 * {width}"
+                checks.append((n * n * width, formula, self.max_gram_work))
+            return checks
         widest = max(dims)
         formula = f"N * D * min(N, D) = {n} * {widest} * {min(n, widest)}"
-        return n * widest * min(n, widest), formula, self.max_svd_work
+        return [(n * widest * min(n, widest), formula, self.max_svd_work)]
 
     def check_neighbours(self, n: int, k: int) -> None:
         """The Neighbours tab: one poem's k nearest poems."""

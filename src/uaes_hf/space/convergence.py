@@ -129,6 +129,8 @@ def convergence_figure(cells: Any, *, subset: str, k: int, metric: str) -> Any:
 
     rows, columns, values, calibrated = convergence_matrices(cells)
     title = heatmap_title(cells, subset=subset, k=k, metric=metric)
-    return plots.heatmap_figure(
+    figure = plots.heatmap_figure(
         values, rows, columns, title, colorbar_label=metric, calibrated=calibrated, dpi=100
     )
+    figure.tight_layout()  # the report saves with a tight box; the Space shows the figure
+    return figure

@@ -36,10 +36,11 @@ from uaes_hf.space.sources import JUDGE_FLAG
 API_KEY_ENV = "OPENAI_API_KEY"
 
 
-def _prompt_version() -> str:
+def _prompt() -> Any:
+    """The judge's prompt: the study's verbatim request (the default template)."""
     from uaes_hf.annotate.prompts import get_prompt
 
-    return get_prompt().version
+    return get_prompt()
 
 
 def judge_off_markdown() -> str:
@@ -99,11 +100,11 @@ class SpaceJudge:
             return judge_off_markdown()
         if not self.has_key():
             return judge_howto_markdown()
-        budget = self.budget
+        budget, prompt = self.budget, _prompt()
         return (
             f"The judge is on: model **{self.model}**, with the study's verbatim prompt "
-            f"(`{_prompt_version()}`: its system message, the poem in triple quotes, "
-            f"max_tokens 700). Limits: {budget.judge_per_session} new ratings per "
+            f"(`{prompt.version}`: its system message, the poem in triple quotes, "
+            f"max_tokens {prompt.max_tokens}). Limits: {budget.judge_per_session} new ratings per "
             f"{budget.judge_window_s / 60:.0f} minutes per visitor, poems up to "
             f"{budget.judge_max_chars:,} characters; poems rated before are answered from "
             "the cache."

@@ -7,10 +7,9 @@ dataset's order, joined to each model's feature rows by id).
 Example:
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(20, 3))
-    >>> view = neighbour_view(x, x, 0, 3, [str(i) for i in range(20)], model_a="a",
-    ...                       model_b="b")
-    >>> view.comparison.overlap
-    1.0
+    >>> found = compare_neighbours(x, x[:, ::-1] * 2, query=5, k=4)
+    >>> found.neighbours_a == found.neighbours_b, found.overlap
+    (True, 1.0)
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ def _csv_shape(path: Path, budget: SpaceBudget, shown: str) -> tuple[int, int]:
             if first:
                 first = False
                 width = len(cells)
-                if not all(_is_number(cell) for cell in cells):
+                if not _all_numbers(cells):
                     continue  # a header row
             rows += 1
             if rows > budget.max_rows:
@@ -151,9 +151,10 @@ def _csv_shape(path: Path, budget: SpaceBudget, shown: str) -> tuple[int, int]:
     return rows, width
 
 
-def _is_number(cell: str) -> bool:
+def _all_numbers(cells: list[str]) -> bool:
+    """Whether every cell reads as a number (else the row is a header)."""
     try:
-        float(cell)
+        [float(cell) for cell in cells]
     except ValueError:
         return False
     return True

@@ -11,7 +11,7 @@ import gradio as gr
 
 from uaes_hf.space import poems as poem_views
 from uaes_hf.space.tabs import TabContext
-from uaes_hf.space.ui import errors_to_messages
+from uaes_hf.space.ui import errors_to_messages, hint
 
 FORM_CATEGORIES = ["formatted", "free_verse", "ambiguous", "unknown"]
 
@@ -81,18 +81,28 @@ def build(ctx: TabContext) -> None:
         min_level = gr.Slider(1, 5, value=1, step=1, label="min aesthetic level")
         max_level = gr.Slider(1, 5, value=5, step=1, label="max aesthetic level")
         gallery_button = gr.Button("Show images", variant="primary")
+    gallery_note = gr.Markdown(elem_id="gallery-hint")
     gallery = gr.Gallery(label="images", columns=4, height=420, object_fit="contain")
     gallery_table = gr.Dataframe(
         label="captions, poems and scores", interactive=False, wrap=True, max_height=420
     )
 
     @errors_to_messages
-    def image_gallery(lo: float, hi: float) -> tuple[list[Any], Any]:
-        """Images whose aesthetic level is in [lo, hi], with captions, poems and scores."""
-        return poem_views.gallery_items(
-            data.images(), min_level=int(lo), max_level=int(hi), limit=budget.max_gallery_images
+    def image_gallery(lo: float, hi: float) -> tuple[str, list[Any], Any]:
+        """Images whose aesthetic level is in [lo, hi], with captions, poems and scores (a
+        hint when the Space has no image data)."""
+        try:
+            records = data.images()
+        except FileNotFoundError as err:
+            return hint(str(err)), [], None
+        images, table = poem_views.gallery_items(
+            records, min_level=int(lo), max_level=int(hi), limit=budget.max_gallery_images
         )
+        return "", images, table
 
     gallery_button.click(
-        image_gallery, [min_level, max_level], [gallery, gallery_table], api_name="image_gallery"
+        image_gallery,
+        [min_level, max_level],
+        [gallery_note, gallery, gallery_table],
+        api_name="image_gallery",
     )

@@ -20,13 +20,14 @@ from uaes_hf.space.uploads import UPLOAD_SUFFIXES, read_upload, upload_shape
 def limits_markdown(budget: Any) -> str:
     """The budget as the tab states it."""
     return (
-        f"Limits of this Space: files up to {budget.max_upload_bytes / 2**20:.0f} MiB and "
-        f"{budget.max_rows:,} rows ({budget.max_cells:,} values); k ≤ min({budget.max_k}, "
-        f"N − 1); up to {budget.max_permutations} permutations, with N·k·permutations ≤ "
-        f"{budget.max_neighbour_work:,} for the neighbour metrics (N·k·⌈k/10⌉·permutations "
-        f"for lcs_knn and edit_distance_knn), N²·permutations ≤ {budget.max_kernel_work:,} "
-        f"for cka and unbiased_cka, N·D·min(N, D) ≤ {budget.max_svd_work:,} for svcca. "
-        "Larger requests: the library or `uaes align`."
+        f"Limits of this Space: files up to {budget.max_upload_bytes / 2**20:.0f} MiB, "
+        f"{budget.max_rows:,} rows and {budget.max_cells:,} values; k ≤ min({budget.max_k}, "
+        f"N − 1); up to {budget.max_permutations} permutations, with w·N·k²·(permutations + 2) "
+        f"≤ {budget.max_neighbour_work:,} for the neighbour metrics (w = 1 mutual_knn, 2 "
+        f"cknna, 8 lcs_knn, 12 cycle_knn, 20 edit_distance_knn), N²·permutations ≤ "
+        f"{budget.max_kernel_work:,} and N²·(D_A + D_B) ≤ {budget.max_gram_work:,} for cka "
+        f"and unbiased_cka, N·D·min(N, D) ≤ {budget.max_svd_work:,} for svcca. Larger "
+        "requests: the library or `uaes align`."
     )
 
 
@@ -43,12 +44,10 @@ def build(ctx: TabContext) -> None:
     )
     with gr.Row():
         metric = gr.Dropdown(list(METRICS), value="mutual_knn", label="metric")
-        k = gr.Number(
-            value=10, precision=0, minimum=1, maximum=budget.max_k, label="k (neighbours)"
-        )
+        k = gr.Number(value=10, precision=0, label=f"k (neighbours; at most {budget.max_k})")
         permutations = gr.Number(
-            value=200, precision=0, minimum=0, maximum=budget.max_permutations,
-            label="permutations (calibration)",
+            value=200, precision=0,
+            label=f"permutations (calibration; at most {budget.max_permutations})",
         )  # fmt: skip
     with gr.Row():
         clamp = gr.Checkbox(value=False, label="clamp outliers first (the study's remove_outliers)")
@@ -84,6 +83,12 @@ def build(ctx: TabContext) -> None:
             comparison.numbers_rows(result),
         )
 
+    def checked(*values: Any) -> comparison.CompareSettings:
+        """The visitor's settings, checked against what needs no file (metric, k, perms)."""
+        settings = comparison.CompareSettings.from_inputs(*values)
+        budget.check_settings(settings.metric, settings.k, settings.permutations)
+        return settings
+
     @errors_to_messages
     def compare_uploads(
         path_a: str | None,
@@ -98,10 +103,9 @@ def build(ctx: TabContext) -> None:
         """Score, chance, calibration and per-sample scores of two uploaded files."""
         if not path_a or not path_b:
             return hint("upload two feature files (A and B) first"), None, None
-        settings = comparison.CompareSettings.from_inputs(
+        settings = checked(
             metric_name, k_value, n_permutations, clamp_outliers, outlier_quantile, outlier_exact
         )
-        budget.check_settings(settings.metric, settings.k, settings.permutations)
         (n_a, d_a), (n_b, d_b) = (
             upload_shape(path_a, "features A", budget),
             upload_shape(path_b, "features B", budget),
@@ -136,10 +140,9 @@ def build(ctx: TabContext) -> None:
         """The same for two models' stored features (one layer each, rows joined by id)."""
         if not name_a or not name_b:
             return hint("pick two models with stored features first"), None, None
-        settings = comparison.CompareSettings.from_inputs(
+        settings = checked(
             metric_name, k_value, n_permutations, clamp_outliers, outlier_quantile, outlier_exact
         )
-        budget.check_settings(settings.metric, settings.k, settings.permutations)
         layer_a = -1 if index_a is None else int(index_a)
         layer_b = -1 if index_b is None else int(index_b)
         store = data.feature_set()
