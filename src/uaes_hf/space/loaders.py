@@ -129,11 +129,16 @@ def measured_seconds(results_dir: Any) -> float | None:
         >>> measured_seconds("nowhere") is None
         True
     """
+    import pandas as pd
+
+    from uaes_hf.experiments.layout import ResultsLayout
+
+    path = ResultsLayout.of(results_dir).timings
     try:
-        timings = load_report(results_dir).timings
-    except (FileNotFoundError, ValueError, OSError):
+        timings = pd.read_csv(path)
+    except (OSError, ValueError):
         return None
-    if timings is None or "stage" not in timings or "compute_seconds" not in timings:
+    if "stage" not in timings or "compute_seconds" not in timings:
         return None
     total = timings[timings["stage"].astype(str) == "total"]
     if total.empty:
