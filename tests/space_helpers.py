@@ -23,6 +23,7 @@ MODELS = ("model-a", "model-b", "model-c")
 N_LAYERS = 3
 DIM = 16
 POEMS_DATASET = "space-test-poems"
+RUN_SECONDS = 350.4  # the fixture run's measured compute time ("about 6 minutes")
 WORDS = tuple(
     [
         "moon",
@@ -139,16 +140,24 @@ def _stacks(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return stacks
 
 
+def shuffled(stack: np.ndarray, ids: list[str], seed: int) -> tuple[np.ndarray, list[str]]:
+    """A model's rows in their own order (as another extraction could store them)."""
+    order = np.random.default_rng(seed).permutation(len(ids))
+    return stack[order], [ids[i] for i in order]
+
+
 def _write_store(root: Path, stacks: dict[str, np.ndarray], ids: list[str]) -> None:
-    from uaes_hf.extract.fingerprint import dataset_fingerprint
-    from uaes_hf.extract.store import FeatureStore
+    """A `uaes extract`-style store; every model's entry has its rows in another order."""
+    from uaes_hf.features.fingerprint import dataset_fingerprint
+    from uaes_hf.features.store import FeatureStore
 
     fingerprint = dataset_fingerprint([f"poem {i}" for i in ids])
     store = FeatureStore(root)
-    for model, stack in stacks.items():
+    for m, (model, stack) in enumerate(stacks.items()):
+        rows, row_ids = shuffled(stack, ids, seed=100 + m)
         entry = store.entry(POEMS_DATASET, fingerprint, model, "mean")
-        n = stack.shape[0]
-        entry.write_shard(0, n, [stack[:, layer] for layer in range(stack.shape[1])])
+        n = rows.shape[0]
+        entry.write_shard(0, n, [rows[:, layer] for layer in range(rows.shape[1])])
         entry.merge(
             [(0, n)],
             {
@@ -157,7 +166,7 @@ def _write_store(root: Path, stacks: dict[str, np.ndarray], ids: list[str]) -> N
                 "pooling": "mean",
                 "dataset": POEMS_DATASET,
                 "dataset_fingerprint": fingerprint,
-                "ids": list(ids),
+                "ids": row_ids,
             },
         )
 
@@ -190,7 +199,7 @@ def write_run(
     """A finished run as the Space sees it: stage folders laid out as ``uaes run``'s stages
     write them (the extract stage's feature store, rows with the poems' ids), and a report
     whose results come from the experiments' own writer."""
-    import json
+    import pandas as pd
 
     from uaes_hf.experiments.layout import ReportLayout, RunLayout
     from uaes_hf.experiments.report import write_results
@@ -208,19 +217,30 @@ def write_run(
     poems.to_parquet(layout.annotated_poems, index=False)
     images.to_parquet(layout.image_text, index=False)
     ids = [str(i) for i in poems["id"]]
-    for model, stack in stacks.items():
+    for m, (model, stack) in enumerate(stacks.items()):
+        rows, row_ids = shuffled(stack, ids, seed=200 + m)
         FeatureStore(layout.feature_store).write(
             dataset="poems",
             fingerprint=table_fingerprint({"text": list(poems["text"])}, ids),
             model=model,
             pooling="mean",
-            layers=[stack[:, layer] for layer in range(stack.shape[1])],
-            ids=ids,
+            layers=[rows[:, layer] for layer in range(rows.shape[1])],
+            ids=row_ids,
             options={"column": "text"},
         )
     report = ReportLayout(root / "report")
-    write_results(report.results_dir, {"convergence": table}, {"models": list(stacks)})
-    report.space_run.write_text(json.dumps({k: str(v) for k, v in stages.items()}))
+    summary = {"models": list(stacks), "stage_dirs": {k: str(v) for k, v in stages.items()}}
+    write_results(report.results_dir, {"convergence": table}, summary)
+    timings = pd.DataFrame(
+        {
+            "stage": ["prepare", "extract", "total"],
+            "cached": [False, False, False],
+            "seconds": [40.0, 310.4, RUN_SECONDS],
+            "compute_seconds": [40.0, 310.4, RUN_SECONDS],
+            "key": ["a", "b", ""],
+        }
+    )
+    timings.to_csv(report.results.timings, index=False)
     return report.root
 
 
@@ -276,13 +296,18 @@ def load_app_module() -> Any:
     return module
 
 
-def launch(demo: Any) -> str:
-    """Launch ``demo`` on 127.0.0.1 at a free port without blocking; returns its URL."""
-    demo.queue(default_concurrency_limit=4).launch(
+def launch(demo: Any, max_file_size: int = 8 * 1024 * 1024) -> str:
+    """Launch ``demo`` (queued by the app, with its concurrency limit) on 127.0.0.1 at a
+    free port without blocking; returns its URL. The server's own upload limit is above the
+    app's byte cap, so that the app's refusal is what is tested."""
+    from uaes_hf.space.app import launch_demo
+
+    launch_demo(
+        demo,
         server_name="127.0.0.1",
         server_port=free_port(),
         prevent_thread_lock=True,
         quiet=True,
-        max_file_size=8 * 1024 * 1024,
+        max_file_size=max_file_size,
     )
     return demo.local_url

@@ -1,11 +1,15 @@
 """Figures of the report (matplotlib, Agg backend): each function writes one PNG.
 
 Every function takes plain arrays or tidy tables and a path, so the report can be re-drawn
-from stored results alone (``uaes report``).
+from stored results alone (``uaes report``). The model x model heatmap has one
+implementation, :func:`heatmap_figure`, which returns the figure: the report saves it
+(:func:`heatmap`) and the Space shows it.
 
 Example:
-    >>> import numpy as np
-    >>> heatmap(np.eye(2), ["a", "b"], ["a", "b"], "t", "/tmp/h.png")  # doctest: +SKIP
+    >>> import numpy as np, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "h.png"
+    >>> heatmap(np.eye(2), ["a", "b"], ["a", "b"], "t", path).is_file()
+    True
 """
 
 from __future__ import annotations
@@ -83,6 +87,38 @@ def _draw_heatmap(
     return image
 
 
+def heatmap_figure(
+    values: np.ndarray,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    title: str,
+    *,
+    diverging: bool = False,
+    colorbar_label: str = "mutual kNN",
+    calibrated: np.ndarray | None = None,
+    dpi: float | None = None,
+) -> Any:
+    r"""One annotated model x model heatmap as a matplotlib figure (NaN cells left blank);
+    with ``calibrated``, each cell also shows its calibrated score. The caller saves or
+    shows it (and closes it).
+
+    Example:
+        >>> import numpy as np
+        >>> fig = heatmap_figure(np.array([[np.nan, 0.4], [0.4, np.nan]]), ["a", "b"],
+        ...                      ["a", "b"], "mutual kNN", calibrated=np.full((2, 2), 0.2))
+        >>> [t.get_text() for t in fig.axes[0].texts]
+        ['0.400\ncal +0.20', '0.400\ncal +0.20']
+    """
+    plt = _plt()
+    values = np.asarray(values, dtype=float)
+    size = (1.4 + 0.95 * len(cols), 1.0 + 0.75 * len(rows))
+    fig, ax = plt.subplots(figsize=size) if dpi is None else plt.subplots(figsize=size, dpi=dpi)
+    cal = None if calibrated is None else np.asarray(calibrated, dtype=float)
+    image = _draw_heatmap(ax, values, rows, cols, title, diverging=diverging, calibrated=cal)
+    fig.colorbar(image, ax=ax, shrink=0.8, label=colorbar_label)
+    return fig
+
+
 def heatmap(
     values: np.ndarray,
     rows: Sequence[str],
@@ -95,13 +131,11 @@ def heatmap(
     colorbar_label: str = "mutual kNN",
     calibrated: np.ndarray | None = None,
 ) -> Path:
-    """One annotated heatmap (NaN cells left blank); optionally calibrated scores per cell."""
-    plt = _plt()
-    values = np.asarray(values, dtype=float)
-    fig, ax = plt.subplots(figsize=(1.4 + 0.95 * len(cols), 1.0 + 0.75 * len(rows)))
-    cal = None if calibrated is None else np.asarray(calibrated, dtype=float)
-    image = _draw_heatmap(ax, values, rows, cols, title, diverging=diverging, calibrated=cal)
-    fig.colorbar(image, ax=ax, shrink=0.8, label=colorbar_label)
+    """:func:`heatmap_figure` saved as a PNG at ``path``."""
+    fig = heatmap_figure(
+        values, rows, cols, title, diverging=diverging, colorbar_label=colorbar_label,
+        calibrated=calibrated,
+    )  # fmt: skip
     return _save(fig, path, dpi)
 
 
