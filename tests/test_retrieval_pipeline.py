@@ -114,6 +114,7 @@ def test_cli_run_writes_the_report_and_reuses_its_store(tmp_path) -> None:
     searcher = RunSearcher(tmp_path / "out")
     assert len(searcher.search("a red dog", "finetuned", 4)) == 4
     _check_app(tmp_path / "out", tmp_path / "votes.jsonl", summary)
+    _check_space_tab(tmp_path / "out", tmp_path)
 
 
 def _check_app(run_dir: Path, votes: Path, summary: dict) -> None:
@@ -142,6 +143,35 @@ def _check_app(run_dir: Path, votes: Path, summary: dict) -> None:
     finally:
         demo.close()
     assert len(VoteLog(votes).read()) == 1
+
+
+def _check_space_tab(run_dir: Path, cwd: Path) -> None:
+    """The Space's Retrieval tab mounts the same tabs for the run named by the environment."""
+    import os
+
+    from gradio_client import Client
+    from retrieval_helpers import free_port
+
+    from uaes_hf.retrieval.votes import VoteLog
+    from uaes_hf.space.app import build_demo, launch_demo
+    from uaes_hf.space.tabs import DEFAULT_TABS
+
+    tabs = [tab for tab in DEFAULT_TABS if tab.id == "retrieval"]
+    os.environ["UAES_RETRIEVAL_DIR"] = str(run_dir)
+    try:
+        demo = build_demo(tabs=tabs, cwd=cwd, home=cwd / "home")
+    finally:
+        del os.environ["UAES_RETRIEVAL_DIR"]
+    launch_demo(demo, server_name="127.0.0.1", server_port=free_port(), quiet=True,
+                prevent_thread_lock=True)  # fmt: skip
+    try:
+        client = Client(demo.local_url, verbose=False)
+        gallery, _ = client.predict("a red dog", "finetuned", 2, api_name="/retrieval_search")
+        assert len(gallery) == 2  # the corpus images are served (allowed paths)
+        client.predict(2, "accuracy", "Row 1", "space-tester", api_name="/vote_submit")
+    finally:
+        demo.close()
+    assert [v["annotator"] for v in VoteLog(run_dir / "votes.jsonl").read()] == ["space-tester"]
 
 
 def _rephrase_or_judge(server: RowJudgeServer):

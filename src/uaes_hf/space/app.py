@@ -119,4 +119,7 @@ def launch_demo(demo: Any, **launch: Any) -> Any:
     budget = getattr(demo, "uaes_budget", None) or SpaceBudget()
     launch.setdefault("max_file_size", budget.max_upload_bytes)
     launch.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME"))
+    allowed = sorted(getattr(demo, "uaes_allowed_paths", ()))  # e.g. the retrieval corpus
+    if allowed:
+        launch["allowed_paths"] = [*launch.get("allowed_paths", []), *allowed]
     return demo.launch(**launch)

@@ -9,11 +9,12 @@ for any Gradio app (e.g. ``uaes_hf.retrieval.tabs``). Mounting one more tab is o
 
     TabSpec("retrieval", "Retrieval", "uaes_hf.retrieval.tabs:build", blocks=True)
 
-in :data:`DEFAULT_TABS`, or ``build_demo(extra_tabs=[...])``.
+in :data:`DEFAULT_TABS`, or ``build_demo(extra_tabs=[...])``. The Retrieval tab wraps the
+retrieval study's own tab functions this way (:mod:`uaes_hf.space.tabs.retrieval`).
 
 Example:
     >>> [tab.title for tab in DEFAULT_TABS]
-    ['Explore', 'Convergence', 'Your features', 'Neighbours', 'Judge']
+    ['Explore', 'Convergence', 'Your features', 'Neighbours', 'Judge', 'Retrieval']
 """
 
 from __future__ import annotations
@@ -67,4 +68,5 @@ DEFAULT_TABS: tuple[TabSpec, ...] = (
     TabSpec("features", "Your features", "uaes_hf.space.tabs.features:build"),
     TabSpec("neighbours", "Neighbours", "uaes_hf.space.tabs.neighbours:build"),
     TabSpec("judge", "Judge", "uaes_hf.space.tabs.judge:build"),
+    TabSpec("retrieval", "Retrieval", "uaes_hf.space.tabs.retrieval:build"),
 )
