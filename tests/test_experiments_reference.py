@@ -270,7 +270,7 @@ def test_reference_per_sample_is_the_study_max_labelled_inflated(reference_run, 
 
 
 def test_a_run_without_permutations_uses_raw_differences(tmp_path, stacks):
-    cfg = _config(None, n_permutations=0)
+    cfg = _config(None, n_permutations=0, outlier_quantile=None)  # default choices, no clamp
     results = run_stages(_stages(), cfg, tmp_path, show_progress=False)
     res = load_results(RunLayout({r.name: r.directory for r in results}).report.root)
     conv = res["convergence"]

@@ -358,8 +358,10 @@ def test_headline_carries_the_test_over_texts_and_its_lexical_variants(finished)
         assert row["p_text"] == pytest.approx(t["p_value"])
         assert 1 / (cfg.analyse.text_permutations + 1) <= row["p_text"] <= 1
         assert row["ci_low"] <= t["observed"] <= row["ci_high"]
-        # the same layer search as the headline: the same mean difference
-        assert t["observed"] == pytest.approx(row["mean_difference"], abs=1e-9)
+        # the same layer search as the headline; the clamp (on by default) is computed on
+        # the pooled texts there, on each side here: close, not equal (equal without the
+        # clamp: test_experiments_reference.py)
+        assert t["observed"] == pytest.approx(row["mean_difference"], abs=0.02)
     # poems carry the stronger shared structure in the synthetic features
     assert headline["poems_vs_plain"]["ci_low"] > 0 and headline["poems_vs_plain"]["p_text"] < 0.05
     variants = res["headline_variants"]

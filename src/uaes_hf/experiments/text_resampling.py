@@ -117,11 +117,13 @@ class PooledSpaces:
         return PooledSpaces((*self.models, name), layers, grams, slots)
 
 
-def neighbour_members(grams: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+def neighbour_members(
+    grams: np.ndarray, rows: np.ndarray, k: int, blocks: Sequence[int] | None = None
+) -> np.ndarray:
     """Which rows are among the k most similar others of each row, per block.
 
     Returns a ``G x n x n`` boolean array over positions in ``rows`` with exactly k true
-    per row. The k-th largest similarity is found by partitioning values (3x faster than
+    per row (``G``: the ``blocks`` asked for, default all). The k-th largest similarity is found by partitioning values (3x faster than
     partitioning indices); a row with ties at that value takes the lower positions first,
     as the library's neighbour search takes lower row numbers.
 
@@ -134,7 +136,10 @@ def neighbour_members(grams: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray
     n = rows.size
     if not 1 <= k < n:
         raise ValueError(f"k={k} needs 1 <= k < n, the rows drawn ({n})")
-    sub = grams[:, rows[:, None], rows[None, :]]
+    picked = range(grams.shape[0]) if blocks is None else blocks
+    sub = np.empty((len(picked), n, n), dtype=grams.dtype)
+    for i, block in enumerate(picked):  # 2-D fancy indexing per block: 3x faster than 3-D
+        sub[i] = grams[block][rows[:, None], rows[None, :]]
     diagonal = np.arange(n)
     sub[:, diagonal, diagonal] = -np.inf
     kth = np.partition(sub, n - k, axis=2)[:, :, n - k : n - k + 1]
@@ -182,11 +187,14 @@ def pair_scores(
         [1.0]
     """
     use = use or pool.layers
-    grid = overlap_grid(neighbour_members(pool.grams, rows, k))
+    models = sorted({m for pair in pairs for m in pair})
+    blocks = sorted({pool.slots[m][layer] for m in models for layer in use[m]})
+    where = {block: i for i, block in enumerate(blocks)}  # only the blocks searched
+    grid = overlap_grid(neighbour_members(pool.grams, rows, k, blocks))
     out = np.empty(len(pairs))
     for i, (a, b) in enumerate(pairs):
-        sa = [pool.slots[a][layer] for layer in use[a]]
-        sb = [pool.slots[b][layer] for layer in use[b]]
+        sa = [where[pool.slots[a][layer]] for layer in use[a]]
+        sb = [where[pool.slots[b][layer]] for layer in use[b]]
         out[i] = grid[np.ix_(sa, sb)].max()
     return out
 

@@ -37,14 +37,21 @@ def console_summary(results: Results) -> str:
         cal = part["calibrated"].mean()
         return f"{side} {part['score'].mean():.3f}" + (f" (cal {cal:+.3f})" if cal == cal else "")
 
+    def chance_of(comparison: str, side: str) -> float | None:
+        part = conv[conv["subset"] == f"{comparison}/{side}"] if not conv.empty else conv
+        return None if part.empty else float(part["chance"].iloc[0])
+
     for row in s.get("headline", []):
         comparison, a, b = row["comparison"], row["side_a"], row["side_b"]
+        chances = [c for c in (chance_of(comparison, a), chance_of(comparison, b)) if c is not None]
         chance = ""
-        if not conv.empty and (conv["comparison"] == comparison).any():
-            chance = f", chance {conv.loc[conv['comparison'] == comparison, 'chance'].iloc[0]:.3f}"
+        if chances:
+            chance = ", chance " + "/".join(f"{c:.3f}" for c in dict.fromkeys(chances))
+        n_b = row.get("n_b", row["n"])
+        sizes = f"N={row['n']}" if n_b == row["n"] else f"N={row['n']}/{n_b}"
         lines.append(
             f"{comparison:<24} {side_text(comparison, a)} vs {side_text(comparison, b)} "
-            f"(N={row['n']}{chance}): diff {row['mean_difference']:+.4f}, "
+            f"({sizes}{chance}): diff {row['mean_difference']:+.4f}, "
             f"{row['n_a_greater']}/{row['n_pairs']} pairs higher on {a} "
             f"(sign-flip p={p_text(row['p_two_sided'])})" + _text_test(row)
         )

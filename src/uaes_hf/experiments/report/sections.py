@@ -43,7 +43,7 @@ def mode_text(summary: dict[str, Any]) -> str:
 
 
 def headline_figures(fs: FigureSet) -> None:
-    """Headline comparisons: the test over texts (intervals) and the lexical variants."""
+    """Headline statistics: the test over texts (intervals) and the lexical variants."""
     from uaes_hf.experiments import plots_stats
 
     results, summary = fs.results, fs.results.summary
@@ -56,7 +56,7 @@ def headline_figures(fs: FigureSet) -> None:
             for r in tests.itertuples()
         )
         fs.add(
-            "Headline comparisons",
+            "Headline statistics",
             "headline_text_test",
             "The headline difference with an interval and a test over texts",
             f"Mean over model pairs of (mutual kNN on side A - side B), every model's layers "
@@ -65,7 +65,14 @@ def headline_figures(fs: FigureSet) -> None:
             f"{int(tests['n_subsamples'].iloc[0])} half-samples of each side (without "
             f"replacement, every neighbour set recomputed); p: two-sided, from "
             f"{int(tests['n_permutations'].iloc[0])} random splits of the two sides' pooled "
-            f"texts (the null: both sides are draws from one pool). {lines}.",
+            f"texts (the null: both sides are draws from one pool). {lines}."
+            + (
+                " Where the sides' N differ (the study's sizes), the difference and its "
+                "interval include the effect of N on mutual kNN (chance k/(N-1)); the random "
+                "splits keep the sizes, so the p-value does not."
+                if (tests["n_a"] != tests["n_b"]).any()
+                else ""
+            ),
             lambda p, t=tests: plots_stats.forest_plot(
                 t, p, title="Headline differences (test over texts)", dpi=fs.dpi
             ),
@@ -78,7 +85,7 @@ def headline_figures(fs: FigureSet) -> None:
             for r in variants.itertuples()
         )
         fs.add(
-            "Headline comparisons",
+            "Headline statistics",
             "headline_variants",
             "How much of the agreement is lexical",
             "Each comparison's mean difference: as in the headline; with the embedding layer "
@@ -202,30 +209,26 @@ def capability_figures(fs: FigureSet) -> None:
         )
 
     sources = sorted({str(x) for x in cap.get("score_source", []) if isinstance(x, str)})
-    fs.add(
-        "Alignment vs capability",
-        "capability_scores",
-        f"Alignment with {ref} vs IFEval and the leaderboard average",
-        f"Mutual kNN of each model with the reference model {ref} against its IFEval score "
-        f"(left) and its Open LLM Leaderboard average (right); circle area ~ parameters, "
-        f"bars = bootstrap CI, dashed = chance. "
-        + (f"Scores: {'; '.join(sources)}. " if sources else "")
-        + (
-            f"IFEval: {lines('ifeval') or 'none recorded'}. Leaderboard average: "
-            f"{lines('leaderboard_average') or 'none recorded'}."
-            if present
-            else "No model of this run has a recorded IFEval or leaderboard score "
-            "(analyse.capability or the registry's ModelSpec.ifeval/leaderboard_average)."
-        ),
-        lambda p, d=cap: plots_stats.capability_panels(
-            d,
-            scores,
-            p,
-            title=f"Alignment with {ref} vs capability",
-            labels=("IFEval", "Open LLM Leaderboard average"),
-            dpi=fs.dpi,
-        ),
-    )
+    if present:  # no model of the run has a score: no empty panels (sizes still plotted)
+        fs.add(
+            "Alignment vs capability",
+            "capability_scores",
+            f"Alignment with {ref} vs IFEval and the leaderboard average",
+            f"Mutual kNN of each model with the reference model {ref} against its IFEval "
+            f"score (left) and its Open LLM Leaderboard average (right); circle area ~ "
+            f"parameters, bars = bootstrap CI, dashed = chance. "
+            + (f"Scores: {'; '.join(sources)}. " if sources else "")
+            + f"IFEval: {lines('ifeval') or 'none recorded'}. Leaderboard average: "
+            f"{lines('leaderboard_average') or 'none recorded'}.",
+            lambda p, d=cap: plots_stats.capability_panels(
+                d,
+                scores,
+                p,
+                title=f"Alignment with {ref} vs capability",
+                labels=("IFEval", "Open LLM Leaderboard average"),
+                dpi=fs.dpi,
+            ),
+        )
     if "params_millions" in cap and cap["params_millions"].notna().any():
         part = cap[cap["params_millions"].notna()]
         group = "subset" if part["subset"].nunique() > 1 else None
