@@ -55,7 +55,10 @@ def test_embedded_default_is_valid_and_sized_for_a_laptop():
         ({"analyse": {"capability": {"m": {"ifeval": "high"}}}}, "'analyse.capability.m.ifeval'"),
         ({"align": {"outlier_quantile": 1.5}}, "'align.outlier_quantile' must be in (0, 1]"),
         ({"align": {"outlier_quantile": 0}}, "'align.outlier_quantile' must be in (0, 1]"),
-        ({"align": {"outlier_exact": True}}, "'align.outlier_exact' is true but"),
+        (
+            {"align": {"outlier_quantile": None, "outlier_exact": True}},
+            "'align.outlier_exact' is true but",
+        ),
         ({"align": {"calibration": "rank"}}, "'align.calibration' must be one of"),
         ({"align": {"layer_selection": "last"}}, "'align.layer_selection' must be one of"),
         ({"analyse": {"per_sample_layers": "mean"}}, "'analyse.per_sample_layers' must be one"),

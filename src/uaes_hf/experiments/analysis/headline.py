@@ -61,22 +61,37 @@ def _pool(
     return clamped_rows(pooled, rows, al.outlier_quantile, al.outlier_exact)
 
 
-def _layer_choices(n_layers: int, max_layers: int, exclude: bool) -> tuple[list[int], list[int]]:
-    """(the test's candidate layers, the embedding check's candidate layers)."""
+def _layer_choices(cfg: Any, model: str, n_layers: int) -> tuple[list[int], list[int]]:
+    """(the test's layers, the embedding check's layers): the headline's candidates with
+    ``align.layers: best`` (and the same search with layer 0 out, or in); the last or the
+    fixed layer otherwise (then both are that layer).
+
+    Example:
+        >>> from uaes_hf.experiments.config import load_config
+        >>> _layer_choices(load_config(), "m", 7)
+        ([0, 1, 2, 4, 5, 6], [1, 2, 3, 4, 5, 6])
+    """
     from uaes_hf.experiments.convergence import candidate_layers
 
+    al = cfg.align
+    if al.layers == "last":
+        return [n_layers - 1], [n_layers - 1]
+    if al.layers == "fixed":
+        layer = int(al.fixed_layers[model]) % n_layers
+        return [layer], [layer]
+    exclude = al.exclude_embedding_layer
     return (
-        candidate_layers(n_layers, max_layers, exclude),
-        candidate_layers(n_layers, max_layers, not exclude),
+        candidate_layers(n_layers, text_test_layers(cfg), exclude),
+        candidate_layers(n_layers, text_test_layers(cfg), not exclude),
     )
 
 
-def test_layers(cfg: Any) -> int:
+def text_test_layers(cfg: Any) -> int:
     """Candidate layers per model in the test over texts (0 = all).
 
     Example:
         >>> from uaes_hf.experiments.config import load_config
-        >>> test_layers(load_config()), test_layers(load_config(
+        >>> text_test_layers(load_config()), text_test_layers(load_config(
         ...     overrides={"analyse": {"text_test_max_layers": 3}}))
         (6, 3)
     """
@@ -116,9 +131,7 @@ def headline_section(inputs: AnalysisInputs, present: list[str]) -> dict[str, An
         stacks, use, other = {}, {}, {}
         for model in models:
             stacks[model] = _pool(inputs, model, side_a, side_b)
-            use[model], other[model] = _layer_choices(
-                len(stacks[model]), test_layers(cfg), al.exclude_embedding_layer
-            )
+            use[model], other[model] = _layer_choices(cfg, model, len(stacks[model]))
         held = {
             m: sorted({*use[m], *(other[m] if an.embedding_layer_check else [])}) for m in models
         }
@@ -129,7 +142,7 @@ def headline_section(inputs: AnalysisInputs, present: list[str]) -> dict[str, An
         score_a = pair_scores(pool, rows_a, pairs, al.k, use)
         score_b = pair_scores(pool, rows_b, pairs, al.k, use)
         variants.append(_variant(keys, "headline (layers as in the text test)", score_a, score_b))
-        if an.embedding_layer_check:
+        if an.embedding_layer_check and al.layers == "best":
             label = (
                 "with the embedding layer (layer 0) searched"
                 if al.exclude_embedding_layer
@@ -188,7 +201,7 @@ def headline_section(inputs: AnalysisInputs, present: list[str]) -> dict[str, An
                     **keys,
                     **test.to_dict(),
                     "n_a_greater": int(np.count_nonzero(score_a > score_b)),
-                    "max_layers": test_layers(cfg),
+                    "max_layers": text_test_layers(cfg),
                     "embedding_layer": "excluded" if al.exclude_embedding_layer else "searched",
                 }
             )
