@@ -158,7 +158,8 @@ def _image_text_frame(
             found,
             "prepare",
             "image poems and levels",
-            f"{build.source or source} has no poem and aesthetic level per image: poems "
+            f"{'the embedded photos' if source == 'embedded' else build.source or source} have "
+            f"no poem and aesthetic level per image: poems "
             f"written by {build.poem_backend or 'the retrieval baseline'}, levels from "
             f"{getattr(build.scorer, 'name', 'the classical heuristic')} ({build.level_mode} "
             f"cut points)",
