@@ -53,6 +53,19 @@ def test_embedded_default_is_valid_and_sized_for_a_laptop():
         ({"align": {"layers": "fixed"}}, "'align.fixed_layers' needs a layer"),
         ({"align": {"fixed_layers": {"a": "last"}}}, "'align.fixed_layers.a' must be an integer"),
         ({"analyse": {"capability": {"m": {"ifeval": "high"}}}}, "'analyse.capability.m.ifeval'"),
+        ({"align": {"outlier_quantile": 1.5}}, "'align.outlier_quantile' must be in (0, 1]"),
+        ({"align": {"outlier_quantile": 0}}, "'align.outlier_quantile' must be in (0, 1]"),
+        (
+            {"align": {"outlier_quantile": None, "outlier_exact": True}},
+            "'align.outlier_exact' is true but",
+        ),
+        ({"align": {"calibration": "rank"}}, "'align.calibration' must be one of"),
+        ({"align": {"layer_selection": "last"}}, "'align.layer_selection' must be one of"),
+        ({"analyse": {"per_sample_layers": "mean"}}, "'analyse.per_sample_layers' must be one"),
+        ({"analyse": {"distribution_model": "gpt2"}}, "'analyse.distribution_model' is 'gpt2'"),
+        ({"analyse": {"text_permutations": -1}}, "'analyse.text_permutations' must be >= 0"),
+        ({"data": {"poems_columns": {"text": 3}}}, "'data.poems_columns.text' must be a string"),
+        ({"data": {"poems_columns": ["text"]}}, "'data.poems_columns' must be a mapping"),
     ],
 )
 def test_invalid_values_raise_value_errors_naming_the_key(overrides, message):
@@ -127,3 +140,70 @@ def test_study_config_validates_and_dry_run_prints_the_plan():
         cwd=REPO,
     )
     assert bad.returncode == 2
+
+
+def test_base_files_are_merged_in_order_and_cycles_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nalign:\n  k: 3\n  n_bootstrap: 7\n")
+    (tmp_path / "b.yaml").write_text("align:\n  k: 4\n")
+    (tmp_path / "c.yaml").write_text("base: [a.yaml, b.yaml]\nname: c\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert (cfg.name, cfg.align.k, cfg.align.n_bootstrap) == ("c", 4, 7)
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ValueError, match="its own base"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "bad.yaml").write_text("base: 3\n")
+    with pytest.raises(ValueError, match="'base' must be"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_reference_presets_turn_every_deviation_back():
+    ref = load_config(REPO / "configs" / "reference.yaml")
+    assert ref.extract.text_models == load_config().extract.text_models  # embedded data
+    assert (ref.align.outlier_quantile, ref.align.outlier_exact) == (0.95, False)
+    assert ref.align.layer_selection == "reference" and ref.align.max_layers_per_model == 0
+    assert ref.align.match_sizes is False and ref.align.exclude_embedding_layer is False
+    assert ref.analyse.per_sample_layers == "max"
+    study = load_config(REPO / "configs" / "study.yaml")
+    both = load_config(REPO / "configs" / "study_reference.yaml")
+    assert study.align.outlier_quantile == 0.95  # the study's clamp, also outside reference
+    assert both.data == study.data and both.extract == study.extract
+    assert both.align.layer_selection == "reference" and both.analyse.per_sample_layers == "max"
+    assert both.align.n_permutations == study.align.n_permutations
+
+
+def test_dry_run_of_the_study_config_prints_every_models_token_cap():
+    """Offline (HF_HUB_OFFLINE=1): the caps come from local configs or the registry."""
+    import os
+
+    from uaes_hf.extract.registry import MODEL_SETS
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uaes_hf.cli",
+            "run",
+            "--config",
+            str(REPO / "configs" / "study.yaml"),
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    lines = {
+        line.strip().split(":")[0]: line.strip()
+        for line in out.stdout.splitlines()
+        if line.startswith("    ") and ": " in line
+    }
+    for model in MODEL_SETS["study-llms"]:
+        assert lines[model].startswith(f"{model}: 1024 tokens"), lines.get(model)
+    for model in MODEL_SETS["study-vits"]:
+        assert "no token cap" in lines[model]
+    assert lines["all-minilm-l6-v2"].startswith("all-minilm-l6-v2: 512 tokens (asked 1024")
+    assert lines["gpt2"].startswith("gpt2: 1024 tokens")
+    assert "offline: local configs, else the registry" in out.stdout
+    assert "outlier clamp q=0.95" in out.stdout

@@ -347,6 +347,45 @@ def test_results_cover_the_study_and_matched_n(finished):
 
 
 @pytest.mark.slow
+def test_headline_carries_the_test_over_texts_and_its_lexical_variants(finished):
+    base, cfg, index, _, _ = finished
+    res = load_results(base / "report")
+    tests = res["text_tests"].set_index("comparison")
+    headline = {h["comparison"]: h for h in res.summary["headline"]}
+    assert set(tests.index) == set(headline)
+    for comparison, row in headline.items():
+        t = tests.loc[comparison]
+        assert row["p_text"] == pytest.approx(t["p_value"])
+        assert 1 / (cfg.analyse.text_permutations + 1) <= row["p_text"] <= 1
+        assert row["ci_low"] <= t["observed"] <= row["ci_high"]
+        # the same layer search as the headline; the clamp (on by default) is computed on
+        # the pooled texts there, on each side here: close, not equal (equal without the
+        # clamp: test_experiments_reference.py)
+        assert t["observed"] == pytest.approx(row["mean_difference"], abs=0.02)
+    # poems carry the stronger shared structure in the synthetic features
+    assert headline["poems_vs_plain"]["ci_low"] > 0 and headline["poems_vs_plain"]["p_text"] < 0.05
+    variants = res["headline_variants"]
+    assert set(variants["comparison"]) == set(headline)
+    lexical = res["lexical"]
+    assert (
+        set(lexical["model"]) == set(TEXT_MODELS) and lexical["score_vs_tfidf"].between(0, 1).all()
+    )
+    # the random plain texts are a draw from the whole pool, recorded as such
+    notes = res.summary["sampling_notes"]["plain_random"]
+    assert (
+        notes["pool"] == 110
+        and notes["n"] == res.summary["sampling_notes"]["distribution_aligned"]["n"]
+    )
+    assert res.summary["distribution_alignment_model"] == "mc"  # the reference model
+    page = index.read_text()
+    assert "What was substituted" in page
+    files = {f["file"] for f in res.figures}
+    assert "figures/headline_text_test.png" in files and "figures/capability_scores.png" in files
+    cap = next(f["caption"] for f in res.figures if f["file"] == "figures/capability_scores.png")
+    assert "IFEval" in cap and "leaderboard" in cap.lower() and "40.00" in cap
+
+
+@pytest.mark.slow
 def test_rerun_is_all_cached_and_a_changed_key_reruns_from_its_stage(finished):
     base, cfg, _, _, calls = finished
     calls.clear()

@@ -162,7 +162,30 @@ def test_heldout_selection_finds_the_planted_layer_and_fixed_mode_uses_given_lay
     with pytest.raises(ValueError, match="covariate 'x' has"):
         per_sample_alignment(spaces, [("a", "b")], {"x": np.zeros(3)}, k=k)
     with pytest.raises(ValueError, match="mode"):
-        per_sample_alignment(spaces, [("a", "b")], cov, k=k, mode="max")
+        per_sample_alignment(spaces, [("a", "b")], cov, k=k, mode="maximum")
+
+
+def test_max_mode_is_the_per_sample_max_over_every_layer_pair_with_its_own_chance():
+    rng = np.random.default_rng(2)
+    n, k = 120, 6
+    spaces = chance_spaces(rng, n, ["a", "b"], n_layers=3)
+    cov = {"x": rng.normal(size=n)}
+    result = per_sample_alignment(spaces, [("a", "b")], cov, k=k, mode="max", n_permutations=30)
+    expected = np.max(
+        [
+            brute_force_per_sample(spaces["a"][i], spaces["b"][j], k)
+            for i in range(3)
+            for j in range(3)
+        ],
+        axis=0,
+    )
+    assert result.n_report == n and result.mode == "max"
+    assert result.scores["score"].to_numpy() == pytest.approx(expected)
+    slope = result.slopes.iloc[0]
+    assert bool(slope["inflated"]) and slope["chance_one_pair"] == pytest.approx(k / (n - 1))
+    # unrelated spaces: the max over 9 pairs sits at its own chance level, far above k/(N-1)
+    assert slope["chance"] > 2 * k / (n - 1)
+    assert abs(slope["mean_score"] - slope["chance"]) < 0.25 * slope["chance"]
 
 
 def test_fit_slope_and_halves():

@@ -1,7 +1,8 @@
 """Alignment with a reference model against model capability (the study's re-ranking).
 
 Capability comes from the model registry (Open LLM Leaderboard IFEval / average where it is
-known, parameter count always) and can be overridden in the config (``analyse.capability``).
+known, with where they were taken from, ``ModelSpec.score_source``; parameter count always)
+and can be overridden in the config (``analyse.capability``; the source then says so).
 
 Example:
     >>> import pandas as pd
@@ -32,6 +33,7 @@ def model_info(
     out: dict[str, dict[str, Any]] = {}
     for model in models:
         info: dict[str, Any] = {c: None for c in CAPABILITY_COLUMNS}
+        info["score_source"] = None
         try:
             from uaes_hf.extract.registry import resolve_model
 
@@ -40,6 +42,7 @@ def model_info(
                 params_millions=spec.params_millions,
                 ifeval=spec.ifeval,
                 leaderboard_average=spec.leaderboard_average,
+                score_source=spec.score_source,
             )
         except (ImportError, ValueError, KeyError):
             pass  # an unregistered model: only the config can say
@@ -51,6 +54,8 @@ def model_info(
                     f"ifeval or average"
                 )
             info[column] = float(value)
+            if column != "params_millions":
+                info["score_source"] = "the config (analyse.capability)"
         out[model] = info
     return out
 
@@ -84,6 +89,7 @@ def capability_table(
                     "p_value": r.p_value,
                     "n": r.n,
                     **{c: (info.get(other, {}) or {}).get(c) for c in CAPABILITY_COLUMNS},
+                    "score_source": (info.get(other, {}) or {}).get("score_source"),
                 }
             )
     table = pd.DataFrame(rows)

@@ -2,11 +2,19 @@
 
 Each comparison is a set of *sides* (e.g. poems vs plain texts). Mutual kNN depends on N
 (chance is about k / (N - 1)), so every side of a comparison is subsampled, with a fixed
-seed, to the size of its smallest side before any score is computed.
+seed, to the size of its smallest side before any score is computed (``match=False``: the
+study's sizes instead, each filtered subset whole and poems vs plain texts cut to the
+first min(N) rows of each).
 
-A claim such as "convergence on poems > on plain texts" is tested across the model pairs
-with a paired sign-flip permutation test on the per-pair differences (exact enumeration
-when there are few pairs).
+The *random* plain texts are a seeded draw from the whole pool of plain texts at the size
+of the distribution-aligned sample (so they may share rows with it, as two random draws
+would); the distribution-aligned sample is fitted in the features passed in (the stage
+passes an LLM's last layer). Every fallback is recorded in ``SubsetPlan.substitutions``.
+
+A claim such as "convergence on poems > on plain texts" is described across the model
+pairs with a paired sign-flip test on the per-pair differences (exact enumeration when
+there are few pairs); model pairs share models and the texts are a sample, so the
+headline test is :mod:`uaes_hf.experiments.text_resampling`.
 
 Example:
     >>> import numpy as np
@@ -112,11 +120,25 @@ def _name_seed(name: str) -> int:
 
 @dataclass
 class SubsetPlan:
-    """All subsets to score, plus the comparisons skipped and the sampling diagnostics."""
+    """All subsets to score, plus the comparisons skipped, the sampling diagnostics and
+    every substitution made (``{"stage", "what", "detail"}``, also listed in the report).
+
+    ``plain_alignment_scores``: each plain text's fitted probability of looking like the
+    length-aligned poems (the distribution alignment's sampling weight before
+    normalisation), when that sample was drawn.
+    """
 
     subsets: list[Subset] = field(default_factory=list)
     skipped: list[SkippedComparison] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    substitutions: list[dict[str, str]] = field(default_factory=list)
+    plain_alignment_scores: np.ndarray | None = None
+
+    def substitute(self, what: str, detail: str) -> None:
+        """Record (and log) one fallback of the align stage."""
+        from uaes_hf.experiments.fallbacks import record
+
+        record(self.substitutions, "align", what, detail)
 
     def by_comparison(self, comparison: str) -> dict[str, Subset]:
         """side -> Subset for one comparison."""
@@ -135,6 +157,8 @@ def build_subsets(
     cluster_labels: np.ndarray | None = None,
     aligned_poems: Any = None,
     aligned_features: np.ndarray | None = None,
+    match: bool = True,
+    distribution_model: str = "",
 ) -> SubsetPlan:
     """Form every requested comparison's matched-N sides.
 
@@ -145,12 +169,16 @@ def build_subsets(
         min_size: a side smaller than this skips its comparison (reported, not silent).
         seed: sampling seed.
         plain_features, poem_features: one model's ``N x D`` features, for the
-            distribution-aligned plain-text sample (the study's PCA + logistic method).
+            distribution-aligned plain-text sample (the study's PCA + logistic method);
+            the stage passes the distribution model's last layer.
         cluster_labels: KMeans label per poem (0..K-1), for ``clusters``.
         aligned_poems: an already length-aligned poem set (the repo's ``aligned_s``, with
             ``n_words``); its sides use dataset ``poems_aligned``. ``None``: the poems are
             length-aligned here by sampling without replacement.
         aligned_features: the same model's features of ``aligned_poems``.
+        match: subsample every side to its comparison's smallest side (``False``: the
+            study's sizes, see the module docstring).
+        distribution_model: the name of the model of ``plain_features`` (for the notes).
 
     Returns:
         A :class:`SubsetPlan`.
@@ -191,6 +219,17 @@ def build_subsets(
         sample = length_aligned_sample(poem_words, plain_words, replace=False, seed=seed)
         length_aligned = np.sort(sample.indices)
         plan.notes["length_aligned"] = sample.summary()
+        if aligned_poems is None:
+            plan.substitute(
+                "length-aligned poems",
+                f"no length-aligned poem set configured (data.aligned_poems): "
+                f"{length_aligned.size} of the sampled poems drawn here without replacement",
+            )
+        else:
+            plan.substitute(
+                "length-aligned poems",
+                "the configured length-aligned set is empty: drawn from the sampled poems",
+            )
     needs_dist = {"distribution_aligned", "plain_random_vs_aligned"} & set(comparisons)
     if needs_dist and plain_features is not None and small_features is not None:
         small_rows = (
@@ -198,16 +237,43 @@ def build_subsets(
             if length_aligned is not None and length_aligned.size
             else np.arange(len(small_features))
         )
-        n_take = min(small_rows.size, max(plain_rows.size // 2, 1))
+        # The study draws as many plain texts as there are poems, with replacement above
+        # 0.9 of the pool; repeated rows make neighbour sets ambiguous, so never repeat.
+        n_take = min(small_rows.size, int(0.9 * plain_rows.size))
         if n_take >= 2 and plain_rows.size >= 2 and small_rows.size >= 2:
             dist = distribution_aligned_sample(
                 small_features[small_rows], plain_features, n_take, seed=seed
             )
             dist_aligned = np.sort(dist.indices)
+            plan.plain_alignment_scores = dist.weights / dist.weights.max()
             plan.notes["distribution_aligned"] = {
                 "n": int(dist_aligned.size),
                 "pca": dist.n_components,
+                "model": distribution_model,
+                "pool": int(plain_rows.size),
             }
+            if n_take < small_rows.size:
+                plan.substitute(
+                    "distribution-aligned plain texts",
+                    f"{n_take} drawn (0.9 of the pool of {plain_rows.size}) for "
+                    f"{small_rows.size} length-aligned poems; the study would draw "
+                    f"{small_rows.size} with replacement",
+                )
+    plain_random: np.ndarray | None = None
+    if dist_aligned is not None:
+        plain_random = _random_draw(plain_rows, dist_aligned.size, seed)
+        shared = np.intersect1d(plain_random, dist_aligned).size
+        plan.notes["plain_random"] = _draw_notes(
+            plain_random, plain_words, plan.plain_alignment_scores, shared
+        )
+        if shared:
+            plan.substitute(
+                "random plain texts",
+                f"a random draw of {plain_random.size} from the pool of {plain_rows.size} "
+                f"shares {shared} rows with the distribution-aligned sample (as two "
+                f"independent draws would; expected about "
+                f"{dist_aligned.size**2 / plain_rows.size:.1f})",
+            )
 
     for comparison in comparisons:
         groups: dict[str, tuple[str, np.ndarray]] = {}
@@ -249,15 +315,11 @@ def build_subsets(
                     "plain_distribution_aligned": ("plain_texts", dist_aligned),
                 }
         elif comparison == "plain_random_vs_aligned":
-            if dist_aligned is None:
+            if dist_aligned is None or plain_random is None:
                 reason = "no distribution-aligned sample (needs features of the reference model)"
             else:
-                rest = np.setdiff1d(plain_rows, dist_aligned)
                 groups = {
-                    "plain_random": (
-                        "plain_texts",
-                        rest if rest.size >= dist_aligned.size else plain_rows,
-                    ),
+                    "plain_random": ("plain_texts", plain_random),
                     "plain_distribution_aligned": ("plain_texts", dist_aligned),
                 }
         elif comparison == "clusters":
@@ -277,13 +339,51 @@ def build_subsets(
                 reason = f"too few samples for a side (min {min_size}): {small}"
         if reason:
             plan.skipped.append(SkippedComparison(comparison, reason))
+            plan.substitute(f"comparison {comparison}", f"skipped: {reason}")
             continue
-        matched = match_sizes(
-            {f"{comparison}/{side}": rows for side, (_, rows) in groups.items()}, seed=seed
-        )
+        named = {f"{comparison}/{side}": rows for side, (_, rows) in groups.items()}
+        matched = match_sizes(named, seed=seed) if match else _study_sizes(comparison, named)
         for side, (dataset, _) in groups.items():
             plan.subsets.append(Subset(comparison, side, dataset, matched[f"{comparison}/{side}"]))
     return plan
+
+
+# Comparisons across two datasets, which the study cut to the first min(N) rows of each.
+CUT_TO_FIRST_ROWS = ("poems_vs_plain", "length_aligned")
+
+
+def _study_sizes(comparison: str, groups: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The study's sizes: whole filtered subsets; two datasets cut to their first min(N)."""
+    if comparison not in CUT_TO_FIRST_ROWS:
+        return {name: np.sort(np.asarray(rows)) for name, rows in groups.items()}
+    n = min(int(np.asarray(rows).size) for rows in groups.values())
+    return {name: np.sort(np.asarray(rows))[:n] for name, rows in groups.items()}
+
+
+def _random_draw(pool: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` rows of ``pool`` drawn uniformly without replacement (seeded), sorted.
+
+    Example:
+        >>> _random_draw(np.arange(100), 5, seed=0).size
+        5
+    """
+    rng = np.random.default_rng([seed, _name_seed("plain_random")])
+    return np.sort(rng.choice(pool, size=min(n, pool.size), replace=False))
+
+
+def _draw_notes(
+    rows: np.ndarray, words: np.ndarray, scores: np.ndarray | None, shared: int
+) -> dict[str, Any]:
+    """How a random draw compares with its pool (two-sample KS on length and score)."""
+    from scipy.stats import ks_2samp
+
+    notes: dict[str, Any] = {"n": int(rows.size), "pool": int(words.size), "shared": shared}
+    length = ks_2samp(words[rows], words)
+    notes.update(ks_length=float(length.statistic), ks_length_pvalue=float(length.pvalue))
+    if scores is not None:
+        score = ks_2samp(scores[rows], scores)
+        notes.update(ks_score=float(score.statistic), ks_score_pvalue=float(score.pvalue))
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,6 +509,7 @@ def difference_table(convergence: Any, comparison: str, side_a: str, side_b: str
                 "calibrated_b",
                 "calibrated_difference",
                 "n",
+                "n_b",
             ]
         )
     out = pd.DataFrame(
@@ -423,6 +524,7 @@ def difference_table(convergence: Any, comparison: str, side_a: str, side_b: str
             "calibrated_b": joined["calibrated_b"],
             "calibrated_difference": joined["calibrated_a"] - joined["calibrated_b"],
             "n": joined["n_a"],
+            "n_b": joined["n_b"],
         }
     ).reset_index()
     return out
@@ -436,7 +538,8 @@ def comparison_tests(
     Returns:
         ``(differences, tests)``: the concatenated difference tables, and one row per
         (comparison, side_a, side_b, quantity) with mean difference, #pairs with a > b,
-        p-values (two-sided and one-sided "a > b").
+        p-values (two-sided and one-sided "a > b"). A quantity that is NaN for some pair
+        (calibrated scores of a run without permutations) has no test row.
     """
     import pandas as pd
 
@@ -455,6 +558,8 @@ def comparison_tests(
             diffs.append(table)
             for quantity in ("difference", "calibrated_difference"):
                 values = table[quantity].to_numpy(dtype=float)
+                if not np.all(np.isfinite(values)):
+                    continue
                 two = sign_flip_test(values, alternative="two-sided", n_flips=n_flips, seed=seed)
                 one = sign_flip_test(values, alternative="greater", n_flips=n_flips, seed=seed)
                 rows.append(
@@ -464,6 +569,7 @@ def comparison_tests(
                         "side_b": side_b,
                         "quantity": quantity,
                         "n": int(table["n"].iloc[0]),
+                        "n_b": int(table["n_b"].iloc[0]),
                         "n_pairs": two.n_pairs,
                         "n_a_greater": two.n_positive,
                         "mean_difference": two.mean_difference,

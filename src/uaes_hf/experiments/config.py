@@ -59,6 +59,12 @@ class DataConfig:
     # without replacement, to follow the plain texts' length distribution). ``None``: draw
     # the length-aligned poems from the sampled poems instead (few when lengths differ).
     aligned_poems: str | None = "aligned_s"
+    # Column maps for the study importers (uaes_hf.data.study_import): record field -> a
+    # column name, a list of candidates (the first present wins) or null (absent). Empty:
+    # the importers' defaults (the study's names); a dataset in the suite's format passes.
+    poems_columns: dict[str, str | list[str] | None] = field(default_factory=dict)
+    plain_texts_columns: dict[str, str | list[str] | None] = field(default_factory=dict)
+    image_text_columns: dict[str, str | list[str] | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,20 @@ class AlignConfig:
     n_bootstrap: int = 200
     ci_level: float = 0.95
     min_subset_size: int = 20
+    # The study's outlier clamp (uaes_hf.alignment.remove_outliers) on every feature stack
+    # (all layers of the scored rows) before any neighbour search; null: no clamp.
+    outlier_quantile: float | None = None
+    outlier_exact: bool = False
+    calibration: Literal["quantile", "order-statistic"] = "quantile"
+    # best: numpy's first maximum; reference: the study's loop (strict > from 0, the second
+    # model's layers outer, as its compute_alignment(x, y) calls compute_score(y, x)).
+    layer_selection: Literal["best", "reference"] = "best"
+    # Leave layer 0 (the mean-pooled input embeddings, a bag of words) out of the search.
+    exclude_embedding_layer: bool = False
+    # true: every side of a comparison is subsampled to the smallest side's N (chance is
+    # k/(N-1), so scores are comparable only at equal N); false: the study's sizes (each
+    # filtered subset whole; poems vs plain texts cut to the first min(N) rows).
+    match_sizes: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,8 +135,24 @@ class AnalyseConfig:
     n_clusters: int = 2
     reference_model: str | None = None
     capability: dict[str, dict[str, float]] = field(default_factory=dict)
-    per_sample_layers: Literal["heldout", "fixed"] = "heldout"
+    # heldout | fixed | max (the study's element-wise max over every layer pair: inflated;
+    # the report labels it and shows the chance level under the same max)
+    per_sample_layers: Literal["heldout", "fixed", "max"] = "heldout"
     n_sign_flips: int = 10000
+    # The model whose last-layer features the distribution-aligned plain texts are fitted
+    # in (the study: Llama-3-8B); null: the reference model.
+    distribution_model: str | None = None
+    # The headline test over texts: random splits of the two sides' pooled texts (p-value)
+    # and half-samples of each side (interval), every neighbour set recomputed; 0 = off.
+    text_permutations: int = 200
+    text_subsamples: int = 200
+    # candidate layers per model in that test (evenly spaced incl. the last; 0 = all;
+    # null = align.max_layers_per_model, the headline's search)
+    text_test_max_layers: int | None = None
+    # TF-IDF over the texts scored against every model (how much agreement is lexical),
+    # and the headline with the embedding layer out of (or, if excluded, in) the search.
+    lexical_baseline: bool = True
+    embedding_layer_check: bool = True
     tsne_model: str | None = None
     tsne_perplexity: float = 20.0
 
@@ -263,6 +299,18 @@ def _check_semantics(cfg: ExperimentConfig) -> None:
     positive("align.min_subset_size", cfg.align.min_subset_size, cfg.align.k + 2)
     positive("analyse.n_clusters", cfg.analyse.n_clusters, 2)
     positive("analyse.n_sign_flips", cfg.analyse.n_sign_flips, 0)
+    positive("analyse.text_permutations", cfg.analyse.text_permutations, 0)
+    positive("analyse.text_subsamples", cfg.analyse.text_subsamples, 0)
+    if cfg.analyse.text_test_max_layers is not None:
+        positive("analyse.text_test_max_layers", cfg.analyse.text_test_max_layers, 0)
+    quantile = cfg.align.outlier_quantile
+    if quantile is not None and not 0.0 < quantile <= 1.0:
+        raise ValueError(f"config key 'align.outlier_quantile' must be in (0, 1], got {quantile}")
+    if cfg.align.outlier_exact and quantile is None:
+        raise ValueError(
+            "config key 'align.outlier_exact' is true but align.outlier_quantile is null; "
+            "set a quantile (the study: 0.95)"
+        )
     positive("report.dpi", cfg.report.dpi, 30)
     if not 0.0 < cfg.align.ci_level < 1.0:
         raise ValueError(f"config key 'align.ci_level' must be in (0, 1), got {cfg.align.ci_level}")
@@ -281,6 +329,13 @@ def _check_semantics(cfg: ExperimentConfig) -> None:
         raise ValueError(
             f"config key 'analyse.reference_model' is {ref!r}, which is not in "
             f"extract.text_models {cfg.extract.text_models}"
+        )
+    dist = cfg.analyse.distribution_model
+    extracted = [*cfg.extract.text_models, cfg.analyse.cluster_model]
+    if dist is not None and cfg.extract.text_models and dist not in extracted:
+        raise ValueError(
+            f"config key 'analyse.distribution_model' is {dist!r}, which is not extracted; "
+            f"use one of extract.text_models or analyse.cluster_model {extracted}"
         )
     if cfg.align.layers == "fixed":
         missing = [m for m in cfg.extract.text_models if m not in cfg.align.fixed_layers]
@@ -343,6 +398,10 @@ def load_config(
 ) -> ExperimentConfig:
     """Load the embedded default, overlay the YAML at ``path`` and then ``overrides``.
 
+    A file may start from other files: ``base: other.yaml`` (or a list, applied in order;
+    paths relative to the file) is loaded first and the file's own keys are laid over it,
+    e.g. ``configs/study_reference.yaml`` is ``base: [study.yaml, reference.yaml]``.
+
     Args:
         path: a YAML file; ``None`` uses the embedded default alone.
         overrides: a nested dict applied last (e.g. from ``--limit``).
@@ -359,24 +418,41 @@ def load_config(
 
     base = yaml.safe_load(default_config_text())
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"config file {str(path)!r} does not exist")
-        try:
-            user = yaml.safe_load(path.read_text("utf-8"))
-        except yaml.YAMLError as err:
-            raise ValueError(f"config file {str(path)!r} is not valid YAML: {err}") from err
-        if user is None:
-            user = {}
-        if not isinstance(user, dict):
-            raise ValueError(
-                f"config file {str(path)!r} must hold a mapping at the top, "
-                f"got {type(user).__name__}"
-            )
-        base = _deep_merge(base, user)
+        base = _deep_merge(base, _read_file(Path(path), ()))
     if overrides:
         base = _deep_merge(base, overrides)
     return config_from_dict(base)
+
+
+def _read_file(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """A config file's mapping, with its ``base`` files merged under it."""
+    import yaml
+
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    if path.resolve() in seen:
+        raise ValueError(f"config file {str(path)!r} is its own base (a cycle of 'base' keys)")
+    try:
+        user = yaml.safe_load(path.read_text("utf-8"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {str(path)!r} is not valid YAML: {err}") from err
+    if user is None:
+        user = {}
+    if not isinstance(user, dict):
+        raise ValueError(
+            f"config file {str(path)!r} must hold a mapping at the top, got {type(user).__name__}"
+        )
+    bases = user.pop("base", None)
+    if bases is None:
+        return user
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ValueError(f"config file {str(path)!r}: 'base' must be a file name or a list of them")
+    merged: dict[str, Any] = {}
+    for name in bases:
+        merged = _deep_merge(merged, _read_file(path.parent / name, (*seen, path.resolve())))
+    return _deep_merge(merged, user)
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

@@ -6,9 +6,17 @@ null and the bootstrap. Layer choice:
 
 * ``best`` (the study's choice): the layer pair with the highest score; its p-value and
   calibrated score come from a permutation null of the *max over the same layer pairs*
-  (the same permutation applied to every layer), which corrects the search;
+  (the same permutation applied to every layer), which corrects the search. The rule
+  (``rule``) is numpy's first maximum (``"best"``) or the study's loop (``"reference"``:
+  strict ``>`` from 0 with the second model's layers outer, as the study's
+  ``compute_alignment(x, y)`` calls ``compute_score(y, x)``);
 * ``last``: each model's last layer;
 * ``fixed``: a given layer per model.
+
+Before any neighbour search, every model's whole stack (all its layers, the subset's rows)
+can be clamped with the study's :func:`~uaes_hf.alignment.remove_outliers`
+(``outlier_quantile``), and layer 0 (the mean-pooled input embeddings) can be left out of
+the candidates (``exclude_embedding_layer``).
 
 The output is the tidy table of ARCHITECTURE.md: one row per (subset, model A, layer A,
 model B, layer B, metric, k, N) with score, chance, calibrated, p_value, ci_low, ci_high.
@@ -54,17 +62,26 @@ TIDY_COLUMNS: tuple[str, ...] = (
 )
 
 
-def candidate_layers(n_layers: int, max_layers: int = 0) -> list[int]:
+def candidate_layers(
+    n_layers: int, max_layers: int = 0, exclude_embedding_layer: bool = False
+) -> list[int]:
     """Evenly spaced layer numbers that always include the last; ``max_layers=0`` = all.
+
+    With ``exclude_embedding_layer`` the candidates are spaced over layers 1..L-1 (a
+    one-layer stack keeps its only layer).
 
     Example:
         >>> candidate_layers(31, 6)
         [0, 6, 12, 18, 24, 30]
         >>> candidate_layers(4, 0)
         [0, 1, 2, 3]
+        >>> candidate_layers(31, 6, exclude_embedding_layer=True)
+        [1, 7, 13, 18, 24, 30]
     """
     if n_layers < 1:
         raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+    if exclude_embedding_layer and n_layers > 1:
+        return [1 + layer for layer in candidate_layers(n_layers - 1, max_layers)]
     if max_layers <= 0 or max_layers >= n_layers:
         return list(range(n_layers))
     picks = np.linspace(0, n_layers - 1, max_layers).round().astype(int)
@@ -97,6 +114,27 @@ def layer_list(stack: Any) -> list[Any]:
     return [array[:, layer] for layer in range(array.shape[1])]
 
 
+def clamped_rows(
+    stack: Any, rows: np.ndarray, outlier_quantile: float | None = None, exact: bool = False
+) -> list[np.ndarray]:
+    """The ``rows`` of every layer of ``stack``, clamped as one stack when asked.
+
+    The study clamps a model's whole ``N x L x D`` stack of the scored samples at once
+    (one threshold for all its layers) before its layer search; so does this.
+
+    Example:
+        >>> x = np.ones((20, 2, 10)); x[0, 1, 2] = 100.0  # one massive activation
+        >>> float(clamped_rows(x, np.arange(20), 0.95, exact=True)[1].max())
+        1.0
+    """
+    from uaes_hf.alignment import remove_outliers
+
+    picked = [np.asarray(layer)[np.asarray(rows)] for layer in layer_list(stack)]
+    if outlier_quantile is None:
+        return picked
+    return list(remove_outliers(picked, outlier_quantile, exact))
+
+
 def build_spaces(
     stacks: Mapping[str, Any],
     rows: np.ndarray,
@@ -104,6 +142,9 @@ def build_spaces(
     k: int,
     max_layers: int = 0,
     layers: Mapping[str, Sequence[int]] | None = None,
+    outlier_quantile: float | None = None,
+    outlier_exact: bool = False,
+    exclude_embedding_layer: bool = False,
 ) -> dict[str, LayerSpace]:
     """Neighbour indices of every (model, candidate layer) on ``rows`` (built once each).
 
@@ -113,6 +154,8 @@ def build_spaces(
         k: neighbours.
         max_layers: candidate layers per model when ``layers`` does not fix them.
         layers: model -> explicit candidate layer numbers (overrides ``max_layers``).
+        outlier_quantile, outlier_exact: the study's clamp of each whole stack (on ``rows``).
+        exclude_embedding_layer: candidates from layers 1..L-1 (when ``layers`` is not given).
     """
     from uaes_hf.alignment.neighbors import nearest_neighbors
 
@@ -120,18 +163,19 @@ def build_spaces(
     out = {}
     for model, stack in stacks.items():
         all_layers = layer_list(stack)
-        chosen = list((layers or {}).get(model) or candidate_layers(len(all_layers), max_layers))
+        chosen = list(
+            (layers or {}).get(model)
+            or candidate_layers(len(all_layers), max_layers, exclude_embedding_layer)
+        )
         for layer in chosen:
             if not -len(all_layers) <= layer < len(all_layers):
                 raise ValueError(
                     f"layer {layer} does not exist for {model!r} ({len(all_layers)} layers)"
                 )
         chosen = [layer % len(all_layers) for layer in chosen]
+        subset = clamped_rows(all_layers, rows, outlier_quantile, outlier_exact)
         indices = tuple(
-            nearest_neighbors(
-                np.asarray(all_layers[layer])[rows], k, name=f"{model}[layer {layer}]"
-            )
-            for layer in chosen
+            nearest_neighbors(subset[layer], k, name=f"{model}[layer {layer}]") for layer in chosen
         )
         out[model] = LayerSpace(model, tuple(chosen), indices)
     return out
@@ -147,11 +191,16 @@ def score_pair(
     n_bootstrap: int = 200,
     ci_level: float = 0.95,
     seed: int = 0,
+    rule: str = "best",
+    calibration: str = "quantile",
 ) -> dict[str, Any]:
     """Score one model pair on one subset with its statistics (one tidy row, no subset keys).
 
     ``layer_selection="best"`` searches every candidate layer pair and corrects the search
     in the permutation null; otherwise each space must hold exactly one candidate layer.
+    ``rule`` picks the pair (``"best"`` or the study's ``"reference"`` loop, see the module
+    docstring); ``calibration`` is the calibration definition. With ``n_permutations=0``
+    the calibrated score and p-value are NaN.
     """
     from uaes_hf.alignment.calibration import bootstrap_mean_ci
     from uaes_hf.alignment.layers import best_layer_pair
@@ -166,30 +215,40 @@ def score_pair(
         )
     # The permutation null relabels B in every layer at once and takes the max over the
     # grid, so the calibrated score and p-value are corrected for the layer search.
+    # The study's loop runs over the second model's layers outer: search B x A, transpose.
+    outer_b = rule == "reference"
+    first, second = (space_b, space_a) if outer_b else (space_a, space_b)
     search = best_layer_pair(
-        list(space_a.indices), list(space_b.indices), k, permutations=n_permutations, seed=seed
+        list(first.indices),
+        list(second.indices),
+        k,
+        permutations=n_permutations,
+        seed=seed,
+        layer_selection=rule,
+        calibration=calibration,
     )
-    pa, pb = search.layer_a, search.layer_b
+    grid = search.grid.T if outer_b else search.grid
+    pa, pb = (search.layer_b, search.layer_a) if outer_b else (search.layer_a, search.layer_b)
     calibrated = p_value = ci_low = ci_high = float("nan")
     if search.calibration is not None:
         calibrated, p_value = search.calibration.calibrated, search.calibration.p_value
-    if n_bootstrap > 0:
+    found = pa is not None and pb is not None  # the study's loop: none above 0 -> score 0
+    if n_bootstrap > 0 and found:
         per_sample = (
             overlap_counts(space_a.indices[pa].indices[:, :k], space_b.indices[pb].indices[:, :k])
             / k
         )
         ci = bootstrap_mean_ci(per_sample, n_bootstrap=n_bootstrap, confidence=ci_level, seed=seed)
         ci_low, ci_high = ci.low, ci.high
-    grid = search.grid
     return {
         "model_a": space_a.model,
-        "layer_a": int(space_a.layers[pa]),
+        "layer_a": int(space_a.layers[pa]) if found else -1,
         "model_b": space_b.model,
-        "layer_b": int(space_b.layers[pb]),
+        "layer_b": int(space_b.layers[pb]) if found else -1,
         "metric": "mutual_knn",
         "k": int(k),
         "n": int(space_a.n),
-        "score": float(grid[pa, pb]),
+        "score": float(grid[pa, pb]) if found else 0.0,
         "chance": float(k / (space_a.n - 1)),
         "calibrated": float(calibrated),
         "p_value": float(p_value),
@@ -233,6 +292,11 @@ def convergence_rows(
     ci_level: float = 0.95,
     seed: int = 0,
     progress: Any = None,
+    rule: str = "best",
+    calibration: str = "quantile",
+    outlier_quantile: float | None = None,
+    outlier_exact: bool = False,
+    exclude_embedding_layer: bool = False,
 ) -> list[dict[str, Any]]:
     """Tidy rows for every pair within ``stacks_a`` (or every A x B pair) on ``rows``.
 
@@ -245,6 +309,8 @@ def convergence_rows(
         max_layers: candidate layers per model searched by ``best``.
         fixed_layers: model -> layer, for ``fixed``.
         progress: a tqdm bar to advance once per pair.
+        rule, calibration: see :func:`score_pair`.
+        outlier_quantile, outlier_exact, exclude_embedding_layer: see :func:`build_spaces`.
     """
     if layer_selection not in ("best", "last", "fixed"):
         raise ValueError(f"layer_selection must be best, last or fixed, got {layer_selection!r}")
@@ -257,7 +323,16 @@ def convergence_rows(
         if missing:
             raise ValueError(f"fixed layer selection needs a layer for {missing}")
         pinned = {m: [int(fixed_layers[m])] for m in every}
-    spaces = build_spaces(every, rows, k=k, max_layers=max_layers, layers=pinned)
+    spaces = build_spaces(
+        every,
+        rows,
+        k=k,
+        max_layers=max_layers,
+        layers=pinned,
+        outlier_quantile=outlier_quantile,
+        outlier_exact=outlier_exact,
+        exclude_embedding_layer=exclude_embedding_layer,
+    )
     pairs = model_pairs(list(stacks_a), list(stacks_b) if stacks_b is not None else None)
     out = []
     for i, (a, b) in enumerate(pairs):
@@ -270,6 +345,8 @@ def convergence_rows(
             n_bootstrap=n_bootstrap,
             ci_level=ci_level,
             seed=seed + i,
+            rule=rule,
+            calibration=calibration,
         )
         out.append({"subset": subset, "comparison": comparison, "side": side, **row})
         if progress is not None:

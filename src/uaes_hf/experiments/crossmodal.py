@@ -2,7 +2,8 @@
 
 The matrix is LLM x vision (not symmetric, no diagonal). Convergence by image aesthetic
 level uses per-sample scores from :mod:`uaes_hf.experiments.per_sample` (held-out layer
-choice or fixed layers, never a per-sample max) and fits their slope on the level.
+choice, fixed layers, or the study's inflated per-sample max with its chance level under
+the same max) and fits their slope on the level.
 
 Example:
     >>> import numpy as np
@@ -63,14 +64,22 @@ def level_analysis(
     max_layers: int = 0,
     seed: int = 0,
     sample_ids: Any = None,
+    n_permutations: int = 100,
+    exclude_embedding_layer: bool = False,
 ) -> tuple[PerSampleResult, Any]:
-    """Per-sample LLM x vision alignment vs image aesthetic level, and means per level."""
+    """Per-sample LLM x vision alignment vs image aesthetic level, and means per level.
+
+    ``mode``: ``heldout`` and ``max`` search the candidate layers (``max_layers`` evenly
+    spaced, ``exclude_embedding_layer``); ``fixed`` uses every model's last layer.
+    """
     spaces: dict[str, list[Any]] = {}
     layer_ids: dict[str, list[int]] = {}
     for name, stack in {**text_stacks, **vision_stacks}.items():
         layers = layer_list(stack)
         chosen = (
-            candidate_layers(len(layers), max_layers) if mode == "heldout" else [len(layers) - 1]
+            candidate_layers(len(layers), max_layers, exclude_embedding_layer)
+            if mode in ("heldout", "max")
+            else [len(layers) - 1]
         )
         spaces[name] = [layers[i] for i in chosen]
         layer_ids[name] = chosen
@@ -83,5 +92,6 @@ def level_analysis(
         layer_ids=layer_ids,
         seed=seed,
         sample_ids=sample_ids,
+        n_permutations=n_permutations,
     )
     return result, mean_by_level(result.scores, "image_aesthetic_level")

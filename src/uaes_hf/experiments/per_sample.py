@@ -2,13 +2,17 @@
 
 The study took, for every sample, the max over layer pairs of its per-sample mutual kNN.
 That max inflates chance several-fold and couples the score to anything that changes the
-neighbour structure, so it is never done here. Two honest alternatives:
+neighbour structure, so it is not the default. Three modes:
 
 * ``heldout`` (default): the samples are split in two halves with a fixed seed; the layer
   pair of each model pair is chosen on the *selection* half (highest mean mutual kNN,
   neighbours searched inside that half), and per-sample scores are reported on the other,
   *report* half (neighbours searched inside it). Chance is ``k / (N_report - 1)``.
 * ``fixed``: one given layer per model (e.g. the last); all samples are reported.
+* ``max``: the study's, to reproduce it: every sample's max over all candidate layer
+  pairs, all samples reported (:func:`uaes_hf.alignment.compare` with
+  ``per_sample_layers="max"``). **Inflated**: the ``chance`` column is then the mean
+  per-sample max under a permutation null that takes the same max (not ``k/(N-1)``).
 
 Example:
     >>> import numpy as np
@@ -119,6 +123,7 @@ def per_sample_alignment(
     layer_ids: Mapping[str, Sequence[int]] | None = None,
     seed: int = 0,
     sample_ids: Sequence[Any] | None = None,
+    n_permutations: int = 100,
 ) -> PerSampleResult:
     """Per-sample mutual kNN for every pair, and its slope against each covariate.
 
@@ -127,20 +132,22 @@ def per_sample_alignment(
         pairs: (model A, model B) pairs to score.
         covariates: name -> length-N values (e.g. ``n_words``, ``log_perplexity``, score).
         k: neighbours.
-        mode: ``"heldout"`` or ``"fixed"`` (see the module docstring). Never a per-sample max.
+        mode: ``"heldout"``, ``"fixed"`` or ``"max"`` (see the module docstring).
         fixed_layers: model -> position in ``spaces[model]`` for ``mode="fixed"`` (default:
             the last candidate).
         layer_ids: model -> the real layer number of each candidate (for the tables).
         seed: the split seed.
         sample_ids: ids for the per-sample table (default: row numbers).
+        n_permutations: ``max`` mode: permutations for its chance level (0: the library's
+            default for a selection null).
 
     Returns:
         A :class:`PerSampleResult`.
     """
     import pandas as pd
 
-    if mode not in ("heldout", "fixed"):
-        raise ValueError(f"mode must be 'heldout' or 'fixed', got {mode!r}")
+    if mode not in ("heldout", "fixed", "max"):
+        raise ValueError(f"mode must be 'heldout', 'fixed' or 'max', got {mode!r}")
     if not spaces:
         raise ValueError("spaces is empty")
     sizes = {name: int(np.asarray(layers[0]).shape[0]) for name, layers in spaces.items()}
@@ -167,6 +174,8 @@ def per_sample_alignment(
         select_rows, report_rows = np.zeros(0, dtype=int), np.arange(n)
     if report_rows.size <= k + 1:
         raise ValueError(f"the report half has {report_rows.size} samples, too few for k={k}")
+    if mode == "max":
+        return _per_sample_max(spaces, pairs, covariates, k, real_layer, seed, ids, n_permutations)
 
     models = sorted({m for pair in pairs for m in pair})
     report_idx = {}
@@ -242,6 +251,86 @@ def per_sample_alignment(
         mode=mode,
         n_report=int(report_rows.size),
         chance=k / (report_rows.size - 1),
+    )
+
+
+def _per_sample_max(
+    spaces: Mapping[str, Sequence[Any]],
+    pairs: Sequence[tuple[str, str]],
+    covariates: Mapping[str, Any],
+    k: int,
+    real_layer: Any,
+    seed: int,
+    ids: np.ndarray,
+    n_permutations: int,
+) -> PerSampleResult:
+    """The study's per-sample max over every candidate layer pair, with its chance level
+    under the same max (one neighbour search per model and layer, reused by every pair)."""
+    import pandas as pd
+
+    from uaes_hf.alignment import compare, nearest_neighbors
+
+    models = sorted({m for pair in pairs for m in pair})
+    indices = {m: [nearest_neighbors(np.asarray(x), k) for x in spaces[m]] for m in models}
+    n = indices[models[0]][0].n_samples
+    score_rows, slope_rows, layer_rows = [], [], []
+    for i, (a, b) in enumerate(pairs):
+        result = compare(
+            indices[a],
+            indices[b],
+            k=k,
+            per_sample=True,
+            per_sample_layers="max",
+            permutations=n_permutations,
+            seed=seed + i,
+        )
+        values = np.asarray(result.per_sample, dtype=float)
+        chance = float(result.per_sample_chance)
+        span = f"{real_layer(a, 0)}..{real_layer(a, len(spaces[a]) - 1)}"
+        layer_rows.append(
+            {
+                "model_a": a,
+                "model_b": b,
+                "layer_a": -1,
+                "layer_b": -1,
+                "selection_score": float(values.mean()),
+                "mode": "max",
+                "n_layer_pairs": int(result.n_layer_pairs),
+                "layers_a": span,
+                "layers_b": f"{real_layer(b, 0)}..{real_layer(b, len(spaces[b]) - 1)}",
+                "chance": chance,
+            }
+        )
+        frame = {"model_a": a, "model_b": b, "layer_a": -1, "layer_b": -1}
+        frame.update(sample=ids, score=values)
+        for name, column in covariates.items():
+            frame[name] = np.asarray(column, dtype=float)
+        score_rows.append(pd.DataFrame(frame))
+        for name, column in covariates.items():
+            fit = fit_slope(np.asarray(column, dtype=float), values)
+            slope_rows.append(
+                {
+                    "model_a": a,
+                    "model_b": b,
+                    "layer_a": -1,
+                    "layer_b": -1,
+                    "covariate": name,
+                    "mean_score": float(values.mean()),
+                    "chance": chance,
+                    "chance_one_pair": k / (n - 1),
+                    "mode": "max",
+                    "inflated": bool(result.per_sample_inflated),
+                    **fit,
+                }
+            )
+    slopes = pd.DataFrame(slope_rows)
+    return PerSampleResult(
+        scores=pd.concat(score_rows, ignore_index=True) if score_rows else pd.DataFrame(),
+        slopes=slopes,
+        layers=pd.DataFrame(layer_rows),
+        mode="max",
+        n_report=int(n),
+        chance=float(slopes["chance"].mean()) if len(slopes) else k / (n - 1),
     )
 
 

@@ -20,8 +20,51 @@ from uaes_hf.experiments.pipeline import Stage
 from uaes_hf.experiments.stages import default_stages
 
 
+def token_cap_lines(cfg: ExperimentConfig, from_hub: bool | None = None) -> list[str]:
+    """Every model's token cap for ``extract.max_tokens`` (no weights loaded).
+
+    ``from_hub`` defaults to reading Hub configs unless ``HF_HUB_OFFLINE`` is set; offline,
+    the registry's recorded limits stand in.
+
+    Example:
+        >>> from uaes_hf.experiments.config import load_config
+        >>> token_cap_lines(load_config(), from_hub=False)[1].strip().split(":")[0]
+        'smollm2-135m'
+    """
+    import os
+
+    from uaes_hf.extract.token_limits import effective_token_caps, format_token_caps
+
+    if from_hub is None:
+        from_hub = os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("", "0", "false")
+    ex = cfg.extract
+    models = [*ex.text_models, cfg.analyse.cluster_model]
+    if ex.perplexity_model:
+        models.append(ex.perplexity_model)
+    models += ex.vision_models
+    lines = [
+        f"  token caps (extract.max_tokens={ex.max_tokens}; "
+        f"{'Hub configs read' if from_hub else 'offline: local configs, else the registry'}):"
+    ]
+    for model in dict.fromkeys(models):
+        try:
+            lines += format_token_caps(
+                effective_token_caps([model], ex.max_tokens, from_hub=from_hub)
+            )
+        except ValueError as err:
+            lines.append(f"  {model}: cap unknown ({err})")
+    return ["  " + line if i else line for i, line in enumerate(lines)]
+
+
 def plan_lines(cfg: ExperimentConfig, work_dir: Path | None = None) -> list[str]:
-    """What a run would do: models, sizes, and each stage with the config keys it hashes."""
+    """What a run would do: models and their token caps, sizes, the statistics, and each
+    stage with the config keys it hashes."""
+    al, an = cfg.align, cfg.analyse
+    clamp = (
+        "none"
+        if al.outlier_quantile is None
+        else f"q={al.outlier_quantile}" + (" exact" if al.outlier_exact else "")
+    )
     lines = [
         f"experiment {cfg.name!r} (seed {cfg.seed})",
         f"  data: poems={cfg.data.poems} (config {cfg.data.poems_config}, revision "
@@ -35,12 +78,20 @@ def plan_lines(cfg: ExperimentConfig, work_dir: Path | None = None) -> list[str]
         f"{', '.join(cfg.extract.vision_models) or 'none'}",
         f"  perplexity: {cfg.extract.perplexity_model}; device {cfg.extract.device}; "
         f"{cfg.extract.num_processes} extraction process(es)",
-        f"  mutual kNN k={cfg.align.k}, layers={cfg.align.layers} "
-        f"(<= {cfg.align.max_layers_per_model or 'all'} candidates/model), "
-        f"{cfg.align.n_permutations} permutations, {cfg.align.n_bootstrap} bootstrap",
-        f"  comparisons: {', '.join(cfg.analyse.comparisons)}",
-        f"  per-sample layers: {cfg.analyse.per_sample_layers}; reference model: "
-        f"{cfg.analyse.reference_model}",
+        *token_cap_lines(cfg),
+        f"  mutual kNN k={al.k}, layers={al.layers} (rule {al.layer_selection}; "
+        f"<= {al.max_layers_per_model or 'all'} candidates/model; embedding layer "
+        f"{'excluded' if al.exclude_embedding_layer else 'searched'}), outlier clamp {clamp}, "
+        f"{al.n_permutations} permutations ({al.calibration}), {al.n_bootstrap} bootstrap, "
+        f"sides {'matched in N' if al.match_sizes else 'at the study sizes'}",
+        f"  comparisons: {', '.join(an.comparisons)}",
+        f"  headline test over texts: {an.text_permutations} random splits, "
+        f"{an.text_subsamples} half-samples; lexical baseline "
+        f"{'on' if an.lexical_baseline else 'off'}",
+        f"  per-sample layers: {an.per_sample_layers}"
+        + (" (INFLATED: chance under the same max shown)" if an.per_sample_layers == "max" else "")
+        + f"; reference model: {an.reference_model}; distribution alignment in "
+        f"{an.distribution_model or an.reference_model or 'the reference model'}",
         "  stages:",
     ]
     for stage in default_stages():

@@ -16,11 +16,26 @@ from __future__ import annotations
 from typing import Any
 
 from uaes_hf.experiments.analysis import sections
+from uaes_hf.experiments.analysis.headline import headline_section
 from uaes_hf.experiments.analysis.inputs import AnalysisInputs
+from uaes_hf.experiments.analysis.provenance import (
+    analyse_substitutions,
+    substitutions,
+    truncation_table,
+)
 from uaes_hf.experiments.analysis.summary import headline_rows, run_summary
 from uaes_hf.experiments.pipeline import StageContext
 
-STEPS = ("differences", "per-sample", "cross-modal", "clusters", "capability", "t-SNE", "tables")
+STEPS = (
+    "differences",
+    "text test",
+    "per-sample",
+    "cross-modal",
+    "clusters",
+    "capability",
+    "t-SNE",
+    "tables",
+)
 
 
 def analyse(ctx: StageContext) -> dict[str, Any]:
@@ -37,6 +52,9 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
 
     step("differences")
     tables, present = sections.comparison_section(inputs)
+    bar.update(1)
+    step("text test")
+    tables.update(headline_section(inputs, present))
     bar.update(1)
     step("per-sample")
     covariates = sections.poem_covariates(inputs)
@@ -58,6 +76,7 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
         tables["tsne"] = tsne
     bar.update(1)
     step("tables")
+    tables["truncation"] = truncation_table(inputs)
     tables["lengths"] = sections.lengths_section(inputs)
     perplexity = sections.perplexity_section(inputs, covariates)
     if perplexity is not None:
@@ -65,18 +84,18 @@ def analyse(ctx: StageContext) -> dict[str, Any]:
     bar.update(1)
     bar.close()
 
-    headline = headline_rows(tables["comparison_tests"], present)
+    headline = headline_rows(tables["comparison_tests"], present, tables.get("text_tests"))
     summary = run_summary(
         inputs,
         headline=headline,
         per_sample_n=per_sample_n,
         tsne_model=tsne_model,
         tsne_layer=tsne_layer,
+        substituted=substitutions(inputs, analyse_substitutions(inputs, tables["truncation"])),
     )
     write_results(inputs.layout.results.folder, tables, summary)
     return {
         "headline": [
-            (h["comparison"], round(h["mean_difference"], 4), round(h["p_two_sided"], 4))
-            for h in headline
+            (h["comparison"], round(h["mean_difference"], 4), h.get("p_text")) for h in headline
         ]
     }

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from uaes_hf.experiments.config import ExperimentConfig
-from uaes_hf.experiments.layout import RunLayout
+from uaes_hf.experiments.layout import ALIGNED_POEMS, IMAGE_TEXT, PLAIN_TEXTS, POEMS, RunLayout
 from uaes_hf.experiments.run_features import run_layers
 from uaes_hf.features.rows import match_rows
 
@@ -42,6 +42,8 @@ class AnalysisInputs:
     plan: dict[str, Any]
     labels: np.ndarray
     perplexity: Any  # the extract stage's perplexity table, or None
+    aligned: Any = None  # the length-aligned poems, when the run has them
+    stage_summaries: dict[str, Any] | None = None  # each input stage's manifest summary
 
     @classmethod
     def load(cls, ctx: Any) -> AnalysisInputs:
@@ -51,6 +53,14 @@ class AnalysisInputs:
         perplexity = None
         if layout.perplexity.is_file():
             perplexity = pd.read_parquet(layout.perplexity)
+        aligned = None
+        if layout.aligned_poems.is_file():
+            aligned = pd.read_parquet(layout.aligned_poems)
+        summaries = {}
+        for stage, folder in ctx.inputs.items():
+            manifest = RunLayout.manifest(folder)
+            if manifest.is_file():
+                summaries[stage] = json.loads(manifest.read_text("utf-8")).get("summary", {})
         return cls(
             cfg=ctx.config,
             layout=layout,
@@ -61,6 +71,8 @@ class AnalysisInputs:
             plan=json.loads(layout.subsets.read_text()),
             labels=np.load(layout.cluster_labels),
             perplexity=perplexity,
+            aligned=aligned,
+            stage_summaries=summaries,
         )
 
     @property
@@ -77,10 +89,27 @@ class AnalysisInputs:
     def reference(self) -> str | None:
         return reference_model(self.cfg)
 
+    def table(self, dataset: str) -> Any:
+        """The table of a feature dataset (``poems``, ``plain_texts``, ``poems_aligned``,
+        ``image_text``)."""
+        tables = {
+            POEMS: self.poems,
+            PLAIN_TEXTS: self.plain,
+            IMAGE_TEXT: self.images,
+            ALIGNED_POEMS: self.aligned,
+        }
+        if tables.get(dataset) is None:
+            raise ValueError(f"the run has no table for dataset {dataset!r}")
+        return tables[dataset]
+
     def layers(self, dataset: str, model: str, column: str | None = None) -> list[np.ndarray]:
         """``model``'s layers on ``dataset``, one row per record of its table (by id)."""
-        tables = {"poems": self.poems, "plain_texts": self.plain, "image_text": self.images}
-        return run_layers(self.layout, dataset, model, tables[dataset], column)
+        return run_layers(self.layout, dataset, model, self.table(dataset), column)
+
+    def texts(self, side: dict[str, Any]) -> list[str]:
+        """The texts of one compared side (``{"dataset", "rows"}`` of the align stage)."""
+        column = self.table(side["dataset"])["text"].astype(str).to_numpy()
+        return list(column[np.asarray(side["rows"], dtype=int)])
 
     def scores(self) -> np.ndarray:
         """The poems' aesthetic scores as floats (NaN where missing)."""

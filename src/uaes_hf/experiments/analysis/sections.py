@@ -59,12 +59,22 @@ def poem_covariates(inputs: AnalysisInputs) -> dict[str, np.ndarray]:
     return covariates
 
 
+def _clamped(inputs: AnalysisInputs, layers: list[np.ndarray]) -> list[np.ndarray]:
+    """All rows of one model's stack, clamped as one stack when ``align.outlier_quantile``."""
+    from uaes_hf.experiments.convergence import clamped_rows
+
+    al = inputs.cfg.align
+    rows = np.arange(layers[0].shape[0])
+    return clamped_rows(layers, rows, al.outlier_quantile, al.outlier_exact)
+
+
 def per_sample_section(
     inputs: AnalysisInputs, covariates: dict[str, np.ndarray]
 ) -> tuple[list[Any], int]:
     """Rarity and per-sample alignment: per-sample mutual kNN of every text-model pair on the
     poems against length, perplexity and aesthetic score (layers chosen on held-out samples,
-    or fixed). Returns ``([scores, slopes, layers] frames, N reported)``."""
+    fixed, or the study's inflated max over layer pairs). Returns ``([scores, slopes,
+    layers] frames, N reported)``."""
     from uaes_hf.experiments.convergence import candidate_layers, model_pairs
     from uaes_hf.experiments.per_sample import per_sample_alignment
 
@@ -73,9 +83,11 @@ def per_sample_section(
     text_models = inputs.text_models
     spaces, layer_ids, fixed = {}, {}, {}
     for model in text_models:
-        layers = inputs.layers("poems", model)
-        if an.per_sample_layers == "heldout":
-            chosen = candidate_layers(len(layers), al.max_layers_per_model)
+        layers = _clamped(inputs, inputs.layers("poems", model))
+        if an.per_sample_layers in ("heldout", "max"):
+            chosen = candidate_layers(
+                len(layers), al.max_layers_per_model, al.exclude_embedding_layer
+            )
         else:
             chosen = [int(al.fixed_layers.get(model, -1)) % len(layers)]
         spaces[model] = [layers[i] for i in chosen]
@@ -93,6 +105,7 @@ def per_sample_section(
         layer_ids=layer_ids,
         seed=cfg.seed,
         sample_ids=inputs.poems["id"].to_numpy(),
+        n_permutations=al.n_permutations,
     )
     frames = [
         result.scores.assign(analysis="text"),
@@ -116,9 +129,11 @@ def multimodal_section(inputs: AnalysisInputs) -> tuple[list[Any], list[Any]]:
     vision_models = inputs.vision_models
     if not vision_models or len(images) <= 2 * (al.k + 2):
         return frames, level_frames
-    vision = {m: inputs.layers("image_text", m, "image") for m in vision_models}
+    vision = {m: _clamped(inputs, inputs.layers("image_text", m, "image")) for m in vision_models}
     for column, analysis in (("caption", "image_caption"), ("poem", "image_poem")):
-        text = {m: inputs.layers("image_text", m, column) for m in inputs.text_models}
+        text = {
+            m: _clamped(inputs, inputs.layers("image_text", m, column)) for m in inputs.text_models
+        }
         result, means = level_analysis(
             text,
             vision,
@@ -128,6 +143,8 @@ def multimodal_section(inputs: AnalysisInputs) -> tuple[list[Any], list[Any]]:
             max_layers=al.max_layers_per_model,
             seed=cfg.seed,
             sample_ids=images["id"].to_numpy(),
+            n_permutations=al.n_permutations,
+            exclude_embedding_layer=al.exclude_embedding_layer,
         )
         frames += [
             result.scores.assign(analysis=analysis),

@@ -16,7 +16,9 @@ def console_summary(results: Results) -> str:
     """Plain-text summary of the headline comparisons (printed by ``uaes run``).
 
     One line per comparison: mean mutual kNN on each side (equal N) with the chance level and
-    the mean permutation-calibrated score, then the paired sign-flip test across model pairs.
+    the mean permutation-calibrated score, the count of model pairs higher (with the paired
+    sign-flip p-value, a description), then the test over texts (interval and p-value);
+    below, the lexical and embedding-layer variants of each difference.
     """
     s = results.summary
     conv = results.get("convergence")
@@ -32,18 +34,32 @@ def console_summary(results: Results) -> str:
         part = conv[conv["subset"] == f"{comparison}/{side}"]
         if part.empty:
             return side
-        return f"{side} {part['score'].mean():.3f} (cal {part['calibrated'].mean():+.3f})"
+        cal = part["calibrated"].mean()
+        return f"{side} {part['score'].mean():.3f}" + (f" (cal {cal:+.3f})" if cal == cal else "")
+
+    def chance_of(comparison: str, side: str) -> float | None:
+        part = conv[conv["subset"] == f"{comparison}/{side}"] if not conv.empty else conv
+        return None if part.empty else float(part["chance"].iloc[0])
 
     for row in s.get("headline", []):
         comparison, a, b = row["comparison"], row["side_a"], row["side_b"]
+        chances = [c for c in (chance_of(comparison, a), chance_of(comparison, b)) if c is not None]
         chance = ""
-        if not conv.empty and (conv["comparison"] == comparison).any():
-            chance = f", chance {conv.loc[conv['comparison'] == comparison, 'chance'].iloc[0]:.3f}"
+        if chances:
+            chance = ", chance " + "/".join(f"{c:.3f}" for c in dict.fromkeys(chances))
+        n_b = row.get("n_b", row["n"])
+        sizes = f"N={row['n']}" if n_b == row["n"] else f"N={row['n']}/{n_b}"
         lines.append(
             f"{comparison:<24} {side_text(comparison, a)} vs {side_text(comparison, b)} "
-            f"(N={row['n']}{chance}): diff {row['mean_difference']:+.4f}, "
-            f"{row['n_a_greater']}/{row['n_pairs']} pairs higher on {a}, "
-            f"sign-flip p={p_text(row['p_two_sided'])}"
+            f"({sizes}{chance}): diff {row['mean_difference']:+.4f}, "
+            f"{row['n_a_greater']}/{row['n_pairs']} pairs higher on {a} "
+            f"(sign-flip p={p_text(row['p_two_sided'])})" + _text_test(row)
+        )
+    variants = results.get("headline_variants")
+    for comparison, part in variants.groupby("comparison", sort=False) if len(variants) else []:
+        lines.append(
+            f"  {comparison:<22} "
+            + "; ".join(f"{r.variant}: {r.mean_difference:+.4f}" for r in part.itertuples())
         )
     if not conv.empty:
         for subset, label in (
@@ -59,4 +75,21 @@ def console_summary(results: Results) -> str:
                 )
     for item in s.get("skipped", []):
         lines.append(f"skipped {item['comparison']}: {item['reason']}")
+    substituted = s.get("substituted", [])
+    if substituted:
+        lines.append(
+            f"{len(substituted)} substitution(s): see 'What was substituted' in the report"
+        )
     return "\n".join(lines)
+
+
+def _text_test(row: dict) -> str:
+    """``; texts: [lo, hi] p=...`` when the test over texts ran."""
+    if row.get("ci_low") is None and row.get("p_text") is None:
+        return ""
+    interval = (
+        f" {row.get('ci_level', 0.95):.0%} CI [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]"
+        if row.get("ci_low") is not None
+        else ""
+    )
+    return f"; over texts:{interval} p={p_text(row.get('p_text'))}"

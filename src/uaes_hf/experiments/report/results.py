@@ -25,7 +25,14 @@ RESULT_TABLES: dict[str, str] = {
     "convergence": "model x model mutual kNN, one row per (subset, model A, layer A, model B, "
     "layer B, metric, k, N) with score, chance, calibrated, p_value, ci_low, ci_high",
     "differences": "per model pair, score on side A minus side B of each comparison",
-    "comparison_tests": "paired sign-flip tests across model pairs for each comparison",
+    "comparison_tests": "paired sign-flip tests across model pairs for each comparison "
+    "(a description: pairs share models and the texts are a sample)",
+    "text_tests": "the headline test over texts: mean-over-pairs difference, p-value from "
+    "random splits of the pooled texts, interval from half-samples, neighbours recomputed",
+    "headline_variants": "each comparison's mean difference as in the headline, without "
+    "(or with) the embedding layer, and of each model's agreement with TF-IDF",
+    "lexical": "every model's mutual kNN with TF-IDF of the same texts, per compared side",
+    "truncation": "texts truncated at each model's token cap (extractor counts)",
     "per_sample": "per-sample mutual kNN (held-out half or fixed layers) with covariates",
     "per_sample_slopes": "fitted slope of per-sample alignment on each covariate, per pair",
     "per_sample_layers": "the layer pair used per model pair in the per-sample analyses",

@@ -22,13 +22,81 @@ from uaes_hf.experiments.report.figure_set import FigureSet, fmt, p_text, subset
 
 
 def mode_text(summary: dict[str, Any]) -> str:
-    """How the per-sample layers were chosen, in words."""
+    """How the per-sample layers were chosen, in words.
+
+    Example:
+        >>> mode_text({"per_sample_mode": "max"}).split(":")[0]
+        'INFLATED'
+    """
     mode = summary.get("per_sample_mode", "heldout")
+    if mode == "max":
+        return (
+            "INFLATED: the study's per-sample max over every searched layer pair, all "
+            "samples; its chance level is the mean per-sample max under a permutation null "
+            "with the same max, not k/(N-1)"
+        )
     return (
         "layer pair chosen on a held-out half of the samples, scores on the other half"
         if mode == "heldout"
         else "fixed layers, all samples"
     )
+
+
+def headline_figures(fs: FigureSet) -> None:
+    """Headline statistics: the test over texts (intervals) and the lexical variants."""
+    from uaes_hf.experiments import plots_stats
+
+    results, summary = fs.results, fs.results.summary
+    tests = results.get("text_tests")
+    if not tests.empty:
+        level = float(tests["ci_level"].iloc[0])
+        lines = "; ".join(
+            f"{r.comparison}: {r.observed:+.4f} [{fmt(r.ci_low, 4)}, {fmt(r.ci_high, 4)}], "
+            f"p={p_text(r.p_value)}, {int(r.n_a_greater)}/{int(r.n_pairs)} pairs higher"
+            for r in tests.itertuples()
+        )
+        fs.add(
+            "Headline statistics",
+            "headline_text_test",
+            "The headline difference with an interval and a test over texts",
+            f"Mean over model pairs of (mutual kNN on side A - side B), every model's layers "
+            f"searched among {int(tests['max_layers'].iloc[0]) or 'all'} candidates (embedding "
+            f"layer {tests['embedding_layer'].iloc[0]}). Bars: {level:.0%} interval from "
+            f"{int(tests['n_subsamples'].iloc[0])} half-samples of each side (without "
+            f"replacement, every neighbour set recomputed); p: two-sided, from "
+            f"{int(tests['n_permutations'].iloc[0])} random splits of the two sides' pooled "
+            f"texts (the null: both sides are draws from one pool). {lines}."
+            + (
+                " Where the sides' N differ (the study's sizes), the difference and its "
+                "interval include the effect of N on mutual kNN (chance k/(N-1)); the random "
+                "splits keep the sizes, so the p-value does not."
+                if (tests["n_a"] != tests["n_b"]).any()
+                else ""
+            ),
+            lambda p, t=tests: plots_stats.forest_plot(
+                t, p, title="Headline differences (test over texts)", dpi=fs.dpi
+            ),
+        )
+    variants = results.get("headline_variants")
+    if not variants.empty:
+        lines = "; ".join(
+            f"{r.comparison} / {r.variant}: {r.mean_difference:+.4f} "
+            f"({int(r.n_higher_on_a)}/{int(r.n_pairs)} higher on {r.side_a})"
+            for r in variants.itertuples()
+        )
+        fs.add(
+            "Headline statistics",
+            "headline_variants",
+            "How much of the agreement is lexical",
+            "Each comparison's mean difference: as in the headline; with the embedding layer "
+            "(layer 0, mean-pooled input embeddings: a bag of words) "
+            + ("put back into" if summary.get("exclude_embedding_layer") else "left out of")
+            + " the layer search; and each model's agreement with TF-IDF of the same texts "
+            f"(a representation that knows only the words). {lines}.",
+            lambda p, v=variants: plots_stats.variant_bars(
+                v, p, title="Headline beside its lexical and embedding-layer variants", dpi=fs.dpi
+            ),
+        )
 
 
 def convergence_figures(fs: FigureSet) -> None:
@@ -119,34 +187,66 @@ def aesthetic_factor_figures(fs: FigureSet) -> None:
 
 
 def capability_figures(fs: FigureSet) -> None:
-    """Alignment vs capability: alignment with the reference model vs size and scores."""
-    from uaes_hf.experiments import plots
+    """Alignment vs capability: alignment with the reference model against IFEval and the
+    Open LLM Leaderboard average (one figure, two panels, as the study plotted them), and
+    against size."""
+    from uaes_hf.experiments import plots, plots_stats
 
     results, summary = fs.results, fs.results.summary
     cap = results.get("capability")
-    if not cap.empty:
-        for column in [
-            c
-            for c in ("ifeval", "leaderboard_average", "params_millions")
-            if c in cap and cap[c].notna().any()
-        ]:
-            part = cap[cap[column].notna()]
-            ref = summary.get("reference_model")
-            group = "subset" if part["subset"].nunique() > 1 else None
-            lines = "; ".join(
-                f"{r.model} ({r.subset}): {fmt(r.score)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
-                for r in part.itertuples()
-            )
-            fs.add(
-                "Alignment vs capability",
-                f"capability_{column}",
-                f"Alignment with {ref} vs {column}",
-                f"Mutual kNN of each model with the reference model {ref} against {column} "
-                f"(circle area ~ parameters; bars = bootstrap CI). {lines}.",
-                lambda p, d=part, c=column, g=group, r=ref: plots.capability_plot(
-                    d, c, p, title=f"Alignment with {r} vs {c}", group_column=g, dpi=fs.dpi
-                ),
-            )
+    if cap.empty:
+        return
+    ref = summary.get("reference_model")
+    scores = ("ifeval", "leaderboard_average")
+    present = [c for c in scores if c in cap and cap[c].notna().any()]
+
+    def lines(column: str) -> str:
+        part = cap[cap[column].notna()] if column in cap else cap.iloc[:0]
+        return "; ".join(
+            f"{r.model} ({r.subset}): {fmt(r.score)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}] at "
+            f"{fmt(getattr(r, column), 2)}"
+            for r in part.itertuples()
+        )
+
+    sources = sorted({str(x) for x in cap.get("score_source", []) if isinstance(x, str)})
+    if present:  # no model of the run has a score: no empty panels (sizes still plotted)
+        fs.add(
+            "Alignment vs capability",
+            "capability_scores",
+            f"Alignment with {ref} vs IFEval and the leaderboard average",
+            f"Mutual kNN of each model with the reference model {ref} against its IFEval "
+            f"score (left) and its Open LLM Leaderboard average (right); circle area ~ "
+            f"parameters, bars = bootstrap CI, dashed = chance. "
+            + (f"Scores: {'; '.join(sources)}. " if sources else "")
+            + f"IFEval: {lines('ifeval') or 'none recorded'}. Leaderboard average: "
+            f"{lines('leaderboard_average') or 'none recorded'}.",
+            lambda p, d=cap: plots_stats.capability_panels(
+                d,
+                scores,
+                p,
+                title=f"Alignment with {ref} vs capability",
+                labels=("IFEval", "Open LLM Leaderboard average"),
+                dpi=fs.dpi,
+            ),
+        )
+    if "params_millions" in cap and cap["params_millions"].notna().any():
+        part = cap[cap["params_millions"].notna()]
+        group = "subset" if part["subset"].nunique() > 1 else None
+        fs.add(
+            "Alignment vs capability",
+            "capability_params_millions",
+            f"Alignment with {ref} vs parameters",
+            f"Mutual kNN of each model with the reference model {ref} against its size "
+            f"(millions of parameters). {lines('params_millions')}.",
+            lambda p, d=part, g=group, r=ref: plots.capability_plot(
+                d,
+                "params_millions",
+                p,
+                title=f"Alignment with {r} vs size",
+                group_column=g,
+                dpi=fs.dpi,
+            ),
+        )
 
 
 def bias_adjustment_figures(fs: FigureSet) -> None:
@@ -273,9 +373,15 @@ def per_sample_figures(fs: FigureSet) -> None:
                 "Rarity and per-sample alignment",
                 f"per_sample_{covariate}",
                 f"Per-sample alignment vs {covariate}",
-                f"Per-sample mutual kNN of every text-model pair against {covariate} ({mode}; "
-                f"never a per-sample max over layer pairs). N report = "
-                f"{int(summary.get('per_sample_n', 0))}, chance {fmt(s['chance'].iloc[0])}, mean "
+                f"Per-sample mutual kNN of every text-model pair against {covariate} ({mode}). "
+                f"N report = {int(summary.get('per_sample_n', 0))}, chance "
+                f"{fmt(s['chance'].mean())}"
+                + (
+                    f" under the same max (one pair: {fmt(s['chance_one_pair'].iloc[0])})"
+                    if "chance_one_pair" in s and s["chance_one_pair"].notna().any()
+                    else ""
+                )
+                + ", mean "
                 f"per-sample score {fmt(s['mean_score'].mean())}. Slope > 0 for {positive}/"
                 f"{len(s)} pairs, p < 0.05 for {significant}; slope per SD of {covariate}: "
                 + ", ".join(
@@ -444,6 +550,7 @@ def multimodal_figures(fs: FigureSet) -> None:
 
 # In the report's order: each section's figures follow the previous section's.
 SECTIONS: tuple[Callable[[FigureSet], None], ...] = (
+    headline_figures,
     convergence_figures,
     aesthetic_factor_figures,
     capability_figures,

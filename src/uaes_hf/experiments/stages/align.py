@@ -5,10 +5,16 @@ inputs      prepare: ``RunLayout.plain_texts``, ``image_text``, ``aligned_poems`
             annotate: ``RunLayout.annotated_poems``; extract: ``RunLayout.feature_store``
             (rows joined to the tables by id)
 cache key   ``align``, ``extract.text_models``, ``extract.vision_models``,
-            ``analyse.comparisons``, ``analyse.cluster_model``, ``analyse.n_clusters``
+            ``analyse.comparisons``, ``analyse.cluster_model``, ``analyse.n_clusters``,
+            ``analyse.reference_model``, ``analyse.distribution_model``
 outputs     ``RunLayout.convergence`` (one row per subset x model pair x layer search),
-            ``RunLayout.subsets`` (the rows of every compared side, skipped comparisons),
+            ``RunLayout.subsets`` (the rows of every compared side, skipped comparisons,
+            sampling notes, substitutions),
             ``RunLayout.cluster_labels`` (KMeans label per poem, in the poems' order)
+
+The distribution-aligned plain texts are fitted in the last layer of
+``analyse.distribution_model`` (default: the reference model, an LLM, as the study fitted
+them in Llama-3-8B's space); the random plain texts are a draw from the whole pool.
 ==========  ==================================================================================
 
 Example:
@@ -34,6 +40,8 @@ KEYS: tuple[str, ...] = (
     "analyse.comparisons",
     "analyse.cluster_model",
     "analyse.n_clusters",
+    "analyse.reference_model",
+    "analyse.distribution_model",
 )
 DEPENDS_ON: tuple[str, ...] = ("prepare", "annotate", "extract")
 # The cross-modal analyses: (text column of image_text, name of the analysis).
@@ -66,26 +74,30 @@ def run_align(ctx: StageContext) -> dict[str, Any]:
     stacks = {d: _stacks(layout, d, text_models, tables[d]) for d in TEXT_DATASETS}
     cluster_model = cfg.analyse.cluster_model
     cluster_poems = run_layers(layout, "poems", cluster_model, poems)[-1]
-    cluster_plain = run_layers(layout, "plain_texts", cluster_model, plain)[-1]
     labels = semantic_clusters(cluster_poems, cfg.analyse.n_clusters, cfg.seed)
     np.save(layout.cluster_labels, labels)
+    found: list[dict[str, str]] = []
+    dist_model = _distribution_model(cfg, layout, poems, found)
     aligned, aligned_features = None, None
     if layout.aligned_poems.is_file():
         aligned = pd.read_parquet(layout.aligned_poems)
         stacks[ALIGNED_POEMS] = _stacks(layout, ALIGNED_POEMS, text_models, aligned)
-        aligned_features = run_layers(layout, ALIGNED_POEMS, cluster_model, aligned)[-1]
+        aligned_features = run_layers(layout, ALIGNED_POEMS, dist_model, aligned)[-1]
     plan = build_subsets(
         poems,
         plain,
         cfg.analyse.comparisons,
         min_size=al.min_subset_size,
         seed=cfg.seed,
-        plain_features=cluster_plain,
-        poem_features=cluster_poems,
+        plain_features=run_layers(layout, "plain_texts", dist_model, plain)[-1],
+        poem_features=run_layers(layout, "poems", dist_model, poems)[-1],
         cluster_labels=labels,
         aligned_poems=aligned,
         aligned_features=aligned_features,
+        match=al.match_sizes,
+        distribution_model=dist_model,
     )
+    plan.substitutions[:0] = found
     settings = dict(
         k=al.k,
         layer_selection=al.layers,
@@ -95,9 +107,19 @@ def run_align(ctx: StageContext) -> dict[str, Any]:
         n_bootstrap=al.n_bootstrap,
         ci_level=al.ci_level,
         seed=cfg.seed,
+        rule=al.layer_selection,
+        calibration=al.calibration,
+        outlier_quantile=al.outlier_quantile,
+        outlier_exact=al.outlier_exact,
+        exclude_embedding_layer=al.exclude_embedding_layer,
     )
     images = pd.read_parquet(layout.image_text)
     vision = list(cfg.extract.vision_models) if len(images) > al.k + 1 else []
+    if cfg.extract.vision_models and not vision:
+        plan.substitute(
+            "cross-modal convergence",
+            f"{len(images)} image(s), too few for k={al.k}: no LLM x vision scores",
+        )
     n_cells = len(plan.subsets) * len(model_pairs(text_models)) + 2 * len(text_models) * len(vision)
     bar = tqdm(total=n_cells, desc="align (model pairs)", disable=not ctx.show_progress)
     rows: list[dict[str, Any]] = []
@@ -136,6 +158,7 @@ def run_align(ctx: StageContext) -> dict[str, Any]:
                 ],
                 "skipped": [vars(s) for s in plan.skipped],
                 "notes": plan.notes,
+                "substitutions": plan.substitutions,
             },
             indent=2,
             default=float,
@@ -146,6 +169,29 @@ def run_align(ctx: StageContext) -> dict[str, Any]:
         "n_subsets": len(plan.subsets),
         "skipped": [s.comparison for s in plan.skipped],
     }
+
+
+def _distribution_model(
+    cfg: Any, layout: RunLayout, poems: Any, found: list[dict[str, str]]
+) -> str:
+    """The model the distribution alignment is fitted in: ``analyse.distribution_model``,
+    else the reference model; the cluster model (recorded) when it has no features."""
+    from uaes_hf.experiments.analysis.inputs import reference_model
+    from uaes_hf.experiments.fallbacks import record
+
+    wanted = cfg.analyse.distribution_model or reference_model(cfg) or cfg.analyse.cluster_model
+    try:
+        run_layers(layout, "poems", wanted, poems.iloc[:1])
+    except (FileNotFoundError, ValueError) as err:
+        fallback = cfg.analyse.cluster_model
+        record(
+            found,
+            "align",
+            "distribution-alignment model",
+            f"{wanted} has no features here ({type(err).__name__}); fitted in {fallback}",
+        )
+        return fallback
+    return wanted
 
 
 def _convergence(
