@@ -63,7 +63,9 @@ def _run(args: argparse.Namespace) -> int:
     for system, metrics in summary["metrics"].items():
         lines[f"aesthetics@k {system}"] = round(metrics["aesthetics"]["mean"], 3)
     print(json.dumps(lines, indent=2))
-    print(f"report: {args.out}/index.html", file=sys.stderr)
+    from uaes_hf.retrieval.layout import RetrievalLayout
+
+    print(f"report: {RetrievalLayout(args.out).index}", file=sys.stderr)
     return 0
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from uaes_hf.retrieval.cache import atomic_write_bytes
+from uaes_hf.retrieval.layout import FIGURES, RetrievalLayout
 
 
 def fmt_ci(value: dict[str, float], digits: int = 3) -> str:
@@ -219,15 +220,15 @@ def write_model_files(results: Any, out: Path) -> None:
     """What the results tab needs: heads, image base features, the corpus table."""
     from uaes_hf.retrieval.heads import heads_to_arrays
 
-    folder = out / "model"
-    folder.mkdir(parents=True, exist_ok=True)
+    layout = RetrievalLayout(out)
+    layout.model_dir.mkdir(parents=True, exist_ok=True)
     for name, heads in results.heads.items():
         buffer = io.BytesIO()
         np.savez(buffer, **heads_to_arrays(heads))
-        atomic_write_bytes(folder / f"heads_{name}.npz", buffer.getvalue())
+        atomic_write_bytes(layout.heads(name), buffer.getvalue())
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(results.image_features, dtype=np.float32))
-    atomic_write_bytes(folder / "image_features.npy", buffer.getvalue())
+    atomic_write_bytes(layout.image_features, buffer.getvalue())
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(["item_id", "path", "caption", "aesthetic", "license", "source"])
@@ -235,9 +236,9 @@ def write_model_files(results: Any, out: Path) -> None:
         writer.writerow(
             [item.item_id, item.path, item.caption, f"{score:.4f}", item.license, item.source]
         )
-    atomic_write_bytes(folder / "corpus.csv", text.getvalue().encode("utf-8"))
+    atomic_write_bytes(layout.corpus, text.getvalue().encode("utf-8"))
     meta = {"encoder": results.config.encoder.__dict__, "towers": results.encoder_name}
-    atomic_write_bytes(folder / "meta.json", json.dumps(meta, indent=2).encode())
+    atomic_write_bytes(layout.model_meta, json.dumps(meta, indent=2).encode())
 
 
 def write_report(results: Any, out: Path) -> dict[str, Any]:
@@ -245,29 +246,22 @@ def write_report(results: Any, out: Path) -> dict[str, Any]:
     from uaes_hf.retrieval import plots
 
     out = Path(out)
-    figures_dir = out / "figures"
+    layout = RetrievalLayout(out)
     cfg = results.config
     summary = build_summary(results)
     paths = results.corpus.paths
-    plots.tradeoff_plot(summary["metrics"], figures_dir / "tradeoff.png", k=cfg.eval.k)
-    plots.win_rate_plot(
-        summary["comparisons"], figures_dir / "win_rates.png", judge=summary["judge"]
-    )
-    plots.training_plot(results.lit_history, results.finetune_history, figures_dir / "training.png")
+    plots.tradeoff_plot(summary["metrics"], layout.figure("tradeoff"), k=cfg.eval.k)
+    plots.win_rate_plot(summary["comparisons"], layout.figure("win_rates"), judge=summary["judge"])
+    plots.training_plot(results.lit_history, results.finetune_history, layout.figure("training"))
     n = min(cfg.eval.examples, len(results.eval_queries))
     plots.example_rows_plot(
         results.eval_queries[:n],
         {s: r[:n] for s, r in results.rows.items()},
         paths,
         results.aesthetic,
-        figures_dir / "examples.png",
+        layout.figure("examples"),
     )
-    figures = {
-        "tradeoff": "tradeoff.png",
-        "win_rates": "win_rates.png",
-        "training": "training.png",
-        "examples": "examples.png",
-    }
+    figures = {name: layout.figure(name).name for name in FIGURES}
     rows = []
     for system, per_query in results.per_query.items():
         for i, query in enumerate(results.eval_queries):
@@ -285,11 +279,11 @@ def write_report(results: Any, out: Path) -> dict[str, Any]:
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_bytes(out / "per_query.csv", text.getvalue().encode("utf-8"))
+    atomic_write_bytes(layout.per_query, text.getvalue().encode("utf-8"))
     judged = [
         json.dumps({"system": s, **r}) for s, recs in results.judge_records.items() for r in recs
     ]
-    atomic_write_bytes(out / "judgements.jsonl", ("\n".join(judged) + "\n").encode())
+    atomic_write_bytes(layout.judgements, ("\n".join(judged) + "\n").encode())
     tasks = [
         json.dumps(
             {
@@ -302,10 +296,8 @@ def write_report(results: Any, out: Path) -> dict[str, Any]:
         )
         for i, q in enumerate(results.eval_queries)
     ]
-    atomic_write_bytes(out / "vote_tasks.jsonl", ("\n".join(tasks) + "\n").encode())
+    atomic_write_bytes(layout.vote_tasks, ("\n".join(tasks) + "\n").encode())
     write_model_files(results, out)
-    atomic_write_bytes(
-        out / "summary.json", json.dumps(summary, indent=2, default=_json).encode("utf-8")
-    )
-    atomic_write_bytes(out / "index.html", render_html(results, summary, figures).encode())
+    atomic_write_bytes(layout.summary, json.dumps(summary, indent=2, default=_json).encode("utf-8"))
+    atomic_write_bytes(layout.index, render_html(results, summary, figures).encode())
     return summary

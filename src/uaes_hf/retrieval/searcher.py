@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from uaes_hf.retrieval.layout import RetrievalLayout
 from uaes_hf.retrieval.votes import VoteTask
 
 
@@ -28,21 +29,23 @@ class RunSearcher:
     systems = ("original", "finetuned")
 
     def __init__(self, run_dir: str | Path, towers: Any = None) -> None:
-        folder = Path(run_dir) / "model"
-        needed = ["meta.json", "corpus.csv", "image_features.npy"]
-        needed += [f"heads_{s}.npz" for s in self.systems]
-        missing = [name for name in needed if not (folder / name).is_file()]
+        layout = RetrievalLayout(run_dir)
+        needed = [layout.model_meta, layout.corpus, layout.image_features]
+        needed += [layout.heads(s) for s in self.systems]
+        missing = [path.name for path in needed if not path.is_file()]
         if missing:
-            raise ValueError(f"{folder} lacks {missing}; run `uaes retrieval run --out {run_dir}`")
-        self.meta = json.loads((folder / "meta.json").read_text())
-        with (folder / "corpus.csv").open(encoding="utf-8", newline="") as handle:
+            raise ValueError(
+                f"{layout.model_dir} lacks {missing}; run `uaes retrieval run --out {run_dir}`"
+            )
+        self.meta = json.loads(layout.model_meta.read_text())
+        with layout.corpus.open(encoding="utf-8", newline="") as handle:
             self.items = list(csv.DictReader(handle))
-        image = np.load(folder / "image_features.npy")
+        image = np.load(layout.image_features)
         self.towers = towers if towers is not None else self._towers()
         self._embeddings: dict[str, Any] = {}
         self._heads: dict[str, Any] = {}
         for system in self.systems:
-            with np.load(folder / f"heads_{system}.npz") as stored:
+            with np.load(layout.heads(system)) as stored:
                 arrays = {name: stored[name] for name in stored.files}
             self._heads[system] = self._make_heads(arrays)
             from uaes_hf.retrieval.index import ImageIndex
@@ -95,7 +98,7 @@ class RunSearcher:
 
 def load_vote_tasks(run_dir: str | Path) -> list[VoteTask]:
     """The vote tasks a run wrote (``vote_tasks.jsonl``: original vs fine-tuned rows)."""
-    path = Path(run_dir) / "vote_tasks.jsonl"
+    path = RetrievalLayout(run_dir).vote_tasks
     if not path.is_file():
         raise ValueError(f"{path} not found; run `uaes retrieval run --out {run_dir}` first")
     tasks = []

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from uaes_hf.retrieval.layout import RetrievalLayout
+
 DEFAULT_RUN = "retrieval_report"
-VOTES_FILE = "votes.jsonl"
 HINT = (
     "No retrieval run found. Run `uaes retrieval run --out retrieval_report` (about 10 "
     "minutes on 2 CPU cores), then restart the Space, or set `UAES_RETRIEVAL_DIR`."
@@ -33,7 +34,7 @@ def retrieval_run_dir(
     env = os.environ if environ is None else environ
     candidates = [env.get("UAES_RETRIEVAL_DIR"), str(Path(cwd or ".") / DEFAULT_RUN)]
     for candidate in candidates:
-        if candidate and (Path(candidate) / "summary.json").is_file():
+        if candidate and RetrievalLayout(candidate).is_finished():
             return Path(candidate)
     return None
 
@@ -58,7 +59,7 @@ def build(context: Any) -> None:
         return
     with gr.Tabs():
         add_results_tab(context.demo, searcher, label="Search")
-        add_vote_tab(context.demo, tasks, VoteLog(run / VOTES_FILE), label="Vote")
+        add_vote_tab(context.demo, tasks, VoteLog(RetrievalLayout(run).votes), label="Vote")
     # The corpus images live outside the app's folder: launch_demo lets Gradio serve them.
     allowed = getattr(context.demo, "uaes_allowed_paths", set())
     context.demo.uaes_allowed_paths = allowed | searcher.image_roots()
