@@ -229,6 +229,7 @@ def make(ctx):
     time.sleep(make_sleep)
     for i in range(20):
         (ctx.out_dir / f"part{i:02d}.txt").write_text(f"part {i}\\n" * 2000)
+    note("made")
     return {}
 
 def read(ctx):
@@ -238,6 +239,7 @@ def read(ctx):
         parts.append((ctx.inputs["make"] / f"part{i:02d}.txt").read_text())
         time.sleep(read_sleep)
     (ctx.out_dir / "all.txt").write_text("".join(parts))
+    note("read-done")
     return {}
 
 stages = [Stage("make", ("data",), (), make), Stage("read", ("align",), ("make",), read)]
@@ -281,20 +283,21 @@ def test_two_processes_on_one_work_dir_compute_each_stage_once(tmp_path):
 def test_a_forced_stage_is_swapped_in_while_another_run_reads_it(tmp_path):
     """Run A reads the `make` folder slowly; run B recomputes it (--force) meanwhile and
     swaps it in. A never finds a file missing and reads the right content."""
-    reader = start_pipeline(tmp_path, "normal", READ_SLEEP="0.15")
+    reader = start_pipeline(tmp_path, "normal", READ_SLEEP="0.4")  # 8 s of reading
+    log_path = tmp_path / "log.txt"
     deadline = time.monotonic() + 60
-    while (
-        "read" not in (tmp_path / "log.txt").read_text()
-        if (tmp_path / "log.txt").exists()
-        else True
-    ):
+    while not log_path.exists() or "read" not in log_path.read_text().split():
         assert time.monotonic() < deadline, "run A never reached its read stage"
         time.sleep(0.05)
     forcer = start_pipeline(tmp_path, "force")
     b = finish(forcer)
     a = finish(reader)
-    log = (tmp_path / "log.txt").read_text().split()
-    assert log.count("make") == 2 and log.count("read") == 1  # B waited for A's read
+    events = [line.split() for line in log_path.read_text().splitlines()]
+    reader_pid = events[0][1]  # A made the folder first
+    order = [(what, "A" if pid == reader_pid else "B") for what, pid in events]
+    # B recomputed `make` (and swapped it in) while A was still reading it
+    assert order.index(("made", "B")) < order.index(("read-done", "A"))
+    assert [what for what, _ in order].count("read") == 1  # B waited for A's read, reused it
     assert a["ok"] and b["ok"] and a["hashes"] == b["hashes"]
     assert b["cached"] == [False, True]
 

@@ -17,8 +17,12 @@ under other options: changed options always give a new entry.
 Shards are written by whichever process computed them (temp file + ``os.replace``), and a
 shard that exists is never recomputed. Rank 0 merges them in a streaming pass (bounded
 memory) into ``features.safetensors``; ``meta.json`` is written last, so its presence
-means the entry is complete. Layers whose widths differ (CNN stages) are stored as one
-tensor per layer (``layer_000`` ...). Every entry has row ids (``meta["ids"]``).
+means the entry is complete. An entry written from memory (:meth:`StoreEntry.write`) is
+built in a unique temp folder and swapped in whole. Layers whose widths differ (CNN stages)
+are stored as one tensor per layer (``layer_000`` ...). Every entry has row ids
+(``meta["ids"]``) and the sha256 and size of its features file (``features_sha256``,
+``features_bytes``; :meth:`StoreEntry.damage` checks them). Values the storage dtype cannot
+hold are refused before anything is written (:func:`~uaes_hf.features.integrity.check_storable`).
 
 Example:
     >>> import tempfile, numpy as np
