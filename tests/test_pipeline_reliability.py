@@ -278,7 +278,7 @@ def test_two_processes_on_one_work_dir_compute_each_stage_once(tmp_path):
     assert log.count("make") == 1 and log.count("read") == 1
     assert a["ok"] and b["ok"] and a["hashes"] == b["hashes"]
     # each stage computed by one of them, reused by the other (either may win either lock)
-    assert all(sorted(pair) == [False, True] for pair in zip(a["cached"], b["cached"]))
+    assert all(sorted(pair) == [False, True] for pair in zip(a["cached"], b["cached"], strict=True))
 
 
 def test_a_forced_stage_is_swapped_in_while_another_run_reads_it(tmp_path):
