@@ -20,7 +20,9 @@ def register(subparsers: Any) -> None:
             "Extract pooled hidden states of every layer of each model for one dataset split "
             "into a feature store (safetensors + meta.json). Resumable: finished shards are "
             "never recomputed. For several GPUs or CPU processes run "
-            "`accelerate launch -m uaes_hf.extract` with the same options."
+            "`accelerate launch --multi_gpu --num_processes N -m uaes_hf.extract` with the same "
+            "options (without CUDA the processes join on the CPU with gloo; a launch whose "
+            "processes cannot form one group stops before any work)."
         ),
     )
     add_arguments(parser)

@@ -44,7 +44,10 @@ def register(subparsers: Any) -> None:
         default=[],
         choices=STAGES,
         metavar="STAGE",
-        help=f"recompute this stage even if cached (repeatable; one of {', '.join(STAGES)})",
+        help="recompute this stage even if cached, its own checkpoints included (extract: "
+        "every model's features in $UAES_HOME/runs/model_features; annotate asks the judge "
+        "store again but never re-bills a stored rating); later stages rerun only if its "
+        f"outputs change (repeatable; one of {', '.join(STAGES)})",
     )
     parser.add_argument(
         "--limit",

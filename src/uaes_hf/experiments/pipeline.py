@@ -1,9 +1,19 @@
 """Content-addressed stage orchestration: a rerun does only what changed.
 
-A stage's cache key hashes its config sections, the package version, any extra input
-fingerprint and the *output hashes* of the stages it reads. A stage whose key already has a
-finished folder (``_manifest.json`` written last, atomically) is not run again; a stage that
-reruns but produces byte-identical outputs leaves every later stage cached.
+A stage's cache key hashes its config sections, the package version, the fingerprint of the
+code it runs (:func:`~uaes_hf.experiments.code_fingerprint.code_fingerprint` of the stage's
+module: every ``uaes_hf`` module it imports, transitively), any extra input fingerprint and
+the *output hashes* of the stages it reads. A stage whose key already has a finished folder
+(``_manifest.json`` written last, atomically) is not run again; a stage that reruns but
+produces byte-identical outputs leaves every later stage cached.
+
+Concurrency: a stage is computed under an exclusive lock on its key (``flock``, released by
+the kernel if the process dies), in a unique temp folder that is moved into place whole; a
+folder already there is replaced by an atomic exchange, never deleted first. A second run
+that waited for the lock finds the first run's result and reuses it. A cached folder is
+reused only if every file still has the size its manifest recorded. A stage that returns
+``{"incomplete": "why"}`` in its summary is published (later stages use it) but not cached:
+the next run computes it again.
 
 Example:
     >>> import tempfile
@@ -23,10 +33,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +43,15 @@ from typing import Any
 
 from uaes_hf.experiments.config import ExperimentConfig
 from uaes_hf.experiments.layout import MANIFEST, RunLayout
+from uaes_hf.features.atomic import (
+    file_lock,
+    remove_leftovers,
+    replace_directory,
+    unique_temp_dir,
+)
+
+# A stage's summary key: why its outputs are not final (e.g. judge calls that failed).
+INCOMPLETE = "incomplete"
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,7 @@ class StageContext:
     out_dir: Path
     inputs: Mapping[str, Path]
     show_progress: bool = True
+    force: bool = False  # ``--force``: recompute everything, the stage's own checkpoints too
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,8 @@ class Stage:
             (e.g. a local data folder's file sizes and mtimes).
         revision: the format of the stage's outputs; bumping it gives the stage a new key
             (empty: not part of the key, so existing keys stay valid).
+        code: the modules whose code (with everything they import from ``uaes_hf``) enters
+            the key; default: the module of ``run`` when it is part of ``uaes_hf``.
     """
 
     name: str
@@ -70,6 +90,14 @@ class Stage:
     run: Callable[[StageContext], dict[str, Any]]
     fingerprint: Callable[[ExperimentConfig], str] | None = None
     revision: str = ""
+    code: tuple[str, ...] = ()
+
+    def code_modules(self) -> tuple[str, ...]:
+        """The modules whose code fingerprint is part of this stage's key."""
+        if self.code:
+            return self.code
+        module = getattr(self.run, "__module__", "") or ""
+        return (module,) if module.startswith("uaes_hf.") else ()
 
 
 @dataclass
@@ -84,6 +112,7 @@ class StageResult:
     compute_seconds: float  # wall time of the run that produced the outputs
     output_hash: str
     summary: dict[str, Any] = field(default_factory=dict)
+    complete: bool = True  # False: published for this run, computed again by the next
 
     def as_row(self) -> dict[str, Any]:
         """A row of the timings table."""
@@ -112,10 +141,22 @@ def hash_tree(directory: Path, exclude: Iterable[str] = (MANIFEST,)) -> str:
     return digest.hexdigest()
 
 
+def stage_code(stage: Stage) -> str:
+    """The fingerprint of the code ``stage`` runs ("" for a stage outside ``uaes_hf``)."""
+    from uaes_hf.experiments.code_fingerprint import code_fingerprint
+
+    modules = stage.code_modules()
+    return code_fingerprint(modules) if modules else ""
+
+
 def stage_key(
-    stage: Stage, config: ExperimentConfig, upstream_hashes: Mapping[str, str], version: str
+    stage: Stage,
+    config: ExperimentConfig,
+    upstream_hashes: Mapping[str, str],
+    version: str,
+    code: str = "",
 ) -> str:
-    """The content hash that names a stage's output folder."""
+    """The content hash that names a stage's output folder (``code``: :func:`stage_code`)."""
     payload = {
         "stage": stage.name,
         "version": version,
@@ -125,6 +166,8 @@ def stage_key(
     }
     if stage.revision:
         payload["revision"] = stage.revision
+    if code:
+        payload["code"] = code
     text = json.dumps(payload, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -134,9 +177,70 @@ def _read_manifest(directory: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, json.JSONDecodeError):
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None  # a damaged manifest means the stage is not finished
+    return manifest if isinstance(manifest, dict) else None
+
+
+def file_sizes(directory: Path, exclude: Iterable[str] = (MANIFEST,)) -> dict[str, int]:
+    """Relative path -> size of every file under ``directory`` (recorded in the manifest)."""
+    skip = set(exclude)
+    return {
+        path.relative_to(directory).as_posix(): path.stat().st_size
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.relative_to(directory).as_posix() not in skip
+    }
+
+
+def _changed_files(directory: Path, recorded: Mapping[str, int]) -> list[str]:
+    """Recorded files that are missing or have another size now (cheap: one stat each)."""
+    changed = []
+    for rel, size in recorded.items():
+        path = directory / rel
+        try:
+            if path.stat().st_size != size:
+                changed.append(rel)
+        except OSError:
+            changed.append(rel)
+    return changed
+
+
+def _finished(
+    stage: Stage, directory: Path, key: str, start: float, say_why: bool = False
+) -> StageResult | None:
+    """The finished, complete, undamaged result of ``key`` in ``directory``, if there is one
+    (``say_why``: log why a finished folder is not reused)."""
+    manifest = _read_manifest(directory)
+    if manifest is None or manifest.get("key") != key or "output_hash" not in manifest:
+        return None
+    if not manifest.get("complete", True):
+        if say_why:
+            why = (manifest.get("summary") or {}).get(INCOMPLETE)
+            _log(f"{stage.name}: its last run was incomplete ({why}); running it again")
+        return None
+    changed = _changed_files(directory, manifest.get("files") or {})
+    if changed:
+        if say_why:
+            _log(
+                f"warning: {stage.name}: {len(changed)} file(s) of {directory} are missing or "
+                f"changed size since it finished ({', '.join(changed[:3])}); computing it again"
+            )
+        return None
+    return StageResult(
+        stage.name,
+        key,
+        directory,
+        cached=True,
+        seconds=time.perf_counter() - start,
+        compute_seconds=float(manifest.get("compute_seconds", 0.0)),
+        output_hash=manifest["output_hash"],
+        summary=manifest.get("summary", {}),
+    )
+
+
+def _log(message: str) -> None:
+    print(f"uaes: {message}", file=sys.stderr, flush=True)
 
 
 def _check_stages(stages: list[Stage], force: Iterable[str]) -> set[str]:
@@ -173,8 +277,9 @@ def run_stages(
         stages: in dependency order.
         config: the experiment config.
         work_dir: root of the stage folders (:meth:`RunLayout.stage_dir`).
-        force: stage names to recompute even when cached (later stages rerun only if the
-            recomputed outputs differ).
+        force: stage names to recompute even when cached, their own checkpoints included
+            (:attr:`StageContext.force`); later stages rerun only if the recomputed outputs
+            differ.
         show_progress: tqdm bar over the stages (stages show their own inner bars).
         version: code version in the keys (default: the package version).
 
@@ -185,31 +290,27 @@ def run_stages(
 
     if version is None:
         from uaes_hf import __version__ as version
-    forced = _check_stages(stages, force)
+    forced_names = _check_stages(stages, force)
     work_dir = Path(work_dir)
     results: dict[str, StageResult] = {}
     bar = tqdm(stages, desc="pipeline", unit="stage", disable=not show_progress, file=sys.stderr)
     for stage in bar:
         bar.set_postfix_str(stage.name)
         upstream = {dep: results[dep].output_hash for dep in stage.depends_on}
-        key = stage_key(stage, config, upstream, version)
+        key = stage_key(stage, config, upstream, version, stage_code(stage))
         directory = RunLayout.stage_dir(work_dir, stage.name, key)
         start = time.perf_counter()
-        manifest = None if stage.name in forced else _read_manifest(directory)
-        if manifest is not None and manifest.get("key") == key:
-            results[stage.name] = StageResult(
-                stage.name,
-                key,
-                directory,
-                cached=True,
-                seconds=time.perf_counter() - start,
-                compute_seconds=float(manifest.get("compute_seconds", 0.0)),
-                output_hash=manifest["output_hash"],
-                summary=manifest.get("summary", {}),
-            )
-            continue
-        results[stage.name] = _compute(stage, config, directory, key, results, show_progress)
-        results[stage.name].seconds = time.perf_counter() - start
+        forced = stage.name in forced_names
+        result = None if forced else _finished(stage, directory, key, start)
+        if result is None:
+            # One process computes a key at a time; the next finds its result.
+            with file_lock(directory):
+                result = None if forced else _finished(stage, directory, key, start, True)
+                if result is None:
+                    remove_leftovers(directory)  # temp folders of killed runs
+                    result = _compute(stage, config, directory, key, results, show_progress, forced)
+        result.seconds = time.perf_counter() - start
+        results[stage.name] = result
     return [results[stage.name] for stage in stages]
 
 
@@ -220,10 +321,10 @@ def _compute(
     key: str,
     done: Mapping[str, StageResult],
     show_progress: bool,
+    forced: bool = False,
 ) -> StageResult:
-    """Run one stage into a temporary folder, then rename it into place."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    """Run one stage into a unique temporary folder, then move it into place whole."""
+    tmp = unique_temp_dir(directory)
     start = time.perf_counter()
     try:
         ctx = StageContext(
@@ -232,23 +333,37 @@ def _compute(
             out_dir=tmp,
             inputs={dep: done[dep].directory for dep in stage.depends_on},
             show_progress=show_progress,
+            force=forced,
         )
         summary = stage.run(ctx) or {}
         seconds = time.perf_counter() - start
         output_hash = hash_tree(tmp)
+        incomplete = summary.get(INCOMPLETE)
         manifest = {
             "stage": stage.name,
             "key": key,
             "output_hash": output_hash,
             "compute_seconds": seconds,
             "summary": summary,
+            "files": file_sizes(tmp),
+            "complete": not incomplete,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         RunLayout.manifest(tmp).write_text(json.dumps(manifest, indent=2, default=str), "utf-8")
-        if directory.exists():  # an unfinished folder from an interrupted run
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        replace_directory(tmp, directory)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return StageResult(stage.name, key, directory, False, seconds, seconds, output_hash, summary)
+    if incomplete:
+        _log(f"warning: {stage.name} is incomplete ({incomplete}); the next run computes it again")
+    return StageResult(
+        stage.name,
+        key,
+        directory,
+        False,
+        seconds,
+        seconds,
+        output_hash,
+        summary,
+        complete=not incomplete,
+    )

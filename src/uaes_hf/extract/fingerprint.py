@@ -3,7 +3,7 @@
 Example:
     >>> from uaes_hf.extract.fingerprint import dataset_fingerprint
     >>> dataset_fingerprint(["a poem", "a text"])
-    '415ac1d27c7044ad091e41a4'
+    '0fd62695d6a83eea5bb5ca70'
 """
 
 from __future__ import annotations

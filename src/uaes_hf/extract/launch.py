@@ -180,13 +180,17 @@ def extract_text_group_accelerate(
     max_tokens: int = 128,
     device: str = "auto",
     show_progress: bool = False,
+    fresh: bool = False,
 ) -> list[np.ndarray]:
     """All-layer pooled features of ``texts`` (``N x D_l`` per layer), sharded over processes.
 
     Writes the texts as a parquet dataset (columns ``id``, ``text``) under ``work_dir``, runs
     :func:`accelerate_launch_command` into a feature store there and reads it back, checking
     that the rows come back in the texts' order. ``work_dir`` is kept if the launch fails
-    (a rerun resumes at the next unfinished shard) and removed after a success.
+    (a rerun resumes at the next unfinished shard) and removed after a success; ``fresh``
+    removes what an earlier launch left there first (nothing is resumed). The caller makes
+    sure one process at a time uses ``work_dir`` (the extract stage holds its checkpoint's
+    lock).
 
     Raises:
         RuntimeError: the launch failed (the message names the command and shows the end
@@ -202,6 +206,7 @@ def extract_text_group_accelerate(
     import os
     import shlex
     import shutil
+    import tempfile
 
     import pandas as pd
 
@@ -211,13 +216,20 @@ def extract_text_group_accelerate(
     if not texts:
         raise ValueError("no texts to extract")
     work_dir = Path(work_dir)
+    if fresh:
+        shutil.rmtree(work_dir, ignore_errors=True)
     dataset_dir = work_dir / "dataset"
     dataset_dir.mkdir(parents=True, exist_ok=True)
     # Integer ids 0..N-1: the order check below does not depend on the texts being unique.
     frame = pd.DataFrame({"id": np.arange(len(texts), dtype=np.int64), "text": list(texts)})
-    tmp = dataset_dir / ".train.parquet.tmp"
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, dataset_dir / "train.parquet")
+    fd, tmp = tempfile.mkstemp(prefix=".train.parquet.", suffix=".tmp", dir=dataset_dir)
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, dataset_dir / "train.parquet")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     command, env = accelerate_launch_command(
         model,
         dataset_dir,

@@ -6,8 +6,9 @@ is done; after a barrier, rank 0 merges them. A rerun of the same command, with 
 of processes, skips every finished shard (and every merged entry).
 
 Run it as ``python -m uaes_hf.extract``, ``uaes extract``, or under
-``accelerate launch -m uaes_hf.extract`` (GPUs with NCCL; CPU processes with gloo when
-``ACCELERATE_USE_CPU=true``).
+``accelerate launch -m uaes_hf.extract`` (GPUs with NCCL; without CUDA the processes join on
+the CPU with gloo). A launch whose processes cannot form one group stops before any work
+(:func:`init_distributed`).
 
 Example:
     >>> feats = extract_features(["a poem", "a text"], "smollm2-135m")  # doctest: +SKIP
@@ -21,16 +22,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from uaes_hf.extract.distributed import Distributed, init_distributed
 from uaes_hf.extract.registry import KINDS, MODEL_SETS, ModelSpec, expand_models
 from uaes_hf.extract.source import ItemColumn, dataset_key, read_dataset
 from uaes_hf.features.fingerprint import dataset_fingerprint
 from uaes_hf.features.store import (
+    FEATURES_FILE,
+    META_FILE,
     FeatureStore,
     StoredFeatures,
     StoreEntry,
@@ -199,37 +202,6 @@ def extract_features(items: Sequence[Any], model: str, **options: Any) -> np.nda
     return np.stack(layers, axis=1)
 
 
-@dataclass
-class Distributed:
-    """Rank, world size and barrier of the current run (one process without Accelerate)."""
-
-    rank: int = 0
-    world: int = 1
-    accelerator: Any = None
-
-    def barrier(self) -> None:
-        if self.accelerator is not None and self.world > 1:
-            self.accelerator.wait_for_everyone()
-
-    @property
-    def device(self) -> str | None:
-        if self.accelerator is None:
-            return None
-        return str(self.accelerator.device)
-
-
-def init_distributed(use_accelerate: bool = True) -> Distributed:
-    """Join the Accelerate process group if launched under it (else a single process)."""
-    if not use_accelerate:
-        return Distributed()
-    from accelerate import Accelerator
-    from accelerate.utils import InitProcessGroupKwargs
-
-    # Long extractions: ranks may wait hours for each other at the merge barrier.
-    accelerator = Accelerator(kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=24))])
-    return Distributed(accelerator.process_index, accelerator.num_processes, accelerator)
-
-
 def extract_to_store(
     items: Sequence[Any] | ItemColumn,
     model: str | ModelSpec,
@@ -280,8 +252,16 @@ def extract_to_store(
     key = entry_options(spec, options, device=dist.device, column=column_name)
     entry = store.entry(dataset, fingerprint, spec.key, pooling, key)
     if entry.is_complete():
-        _log(dist, f"{spec.key}: features already stored in {entry.path}; skipping")
-        return entry
+        problem = entry.damage()
+        dist.barrier()  # every rank has looked before rank 0 removes anything
+        if problem is None:
+            _log(dist, f"{spec.key}: features already stored in {entry.path}; skipping")
+            return entry
+        _log(dist, f"warning: {entry.path} is damaged ({problem}); extracting it again")
+        if dist.rank == 0:
+            for name in (META_FILE, FEATURES_FILE):  # meta first: incomplete from now on
+                (entry.path / name).unlink(missing_ok=True)
+        dist.barrier()
     ranges = shard_ranges(len(column), options.shard_size)
     mine = [r for index, r in enumerate(ranges) if index % dist.world == dist.rank]
     todo = [r for r in mine if not entry.has_shard(*r)]
@@ -353,7 +333,7 @@ def _package_version() -> str:
 
 def run_extraction(args: argparse.Namespace, dist: Distributed | None = None) -> list[StoreEntry]:
     """Run the command-line extraction described by parsed ``args`` (see add_arguments)."""
-    dist = dist or init_distributed(use_accelerate=not args.no_accelerate)
+    dist = dist or init_distributed(use_accelerate=not args.no_accelerate, device=args.device)
     specs = expand_models(args.models)
     if args.kind:
         specs = [replace(spec, kind=args.kind) for spec in specs]

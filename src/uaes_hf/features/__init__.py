@@ -9,6 +9,9 @@ Every feature on disk is a store entry; every reader (extraction, the experiment
   folder as :class:`Features` (layers + row ids); :func:`read_layers` as plain arrays.
 - :func:`match_rows`: pair two feature sets, or features and records, by row id; entries of
   different datasets or fingerprints are refused.
+- :mod:`~uaes_hf.features.integrity` and :mod:`~uaes_hf.features.atomic`: what may be stored
+  (finite, within the storage dtype's range), checksums of what is stored, entries written
+  whole and swapped in atomically, per-entry locks.
 
 It depends on numpy and safetensors only (torch just for ``.pt`` files and the ``.safetensors``
 dtypes numpy lacks), and on nothing else in ``uaes_hf``.

@@ -6,10 +6,16 @@ The fingerprint is a hash of that ordered content (texts, image files or pixels,
 datasets 5.2, two local repo folders with the same README get the same ``_fingerprint``
 (and the same cache) even when their parquet files differ.
 
+Every item, id and column name enters the hash with its length in front (scheme 2,
+:data:`FINGERPRINT_SCHEME`), so no two different sequences give the same byte stream:
+``["a\x00tb"]`` and ``["a", "b"]`` collided under scheme 1, which used separators.
+
 Example:
     >>> from uaes_hf.features.fingerprint import dataset_fingerprint
     >>> dataset_fingerprint(["a poem", "a text"])
-    '415ac1d27c7044ad091e41a4'
+    '0fd62695d6a83eea5bb5ca70'
+    >>> dataset_fingerprint(["a" + chr(0) + "tb"]) != dataset_fingerprint(["a", "b"])
+    True
     >>> dataset_fingerprint(["a text", "a poem"]) != dataset_fingerprint(["a poem", "a text"])
     True
 """
@@ -17,11 +23,19 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 FINGERPRINT_CHARS = 24
+# 2: every item, id and column name is length-prefixed (1: separators, which could collide).
+FINGERPRINT_SCHEME = 2
+
+
+def _framed(data: bytes) -> bytes:
+    """``data`` with its length in front: concatenations of framed parts never collide."""
+    return struct.pack("<Q", len(data)) + data
 
 
 def dataset_fingerprint(items: Any, ids: Sequence[str] | None = None) -> str:
@@ -35,19 +49,20 @@ def dataset_fingerprint(items: Any, ids: Sequence[str] | None = None) -> str:
     Raises:
         ValueError: if an item has a type that cannot be fingerprinted.
     """
-    digest = hashlib.sha256()
+    content = hashlib.sha256()
     if hasattr(items, "with_format") and hasattr(items, "features"):  # datasets.Dataset
-        _update_with_dataset(digest, items)
-        if ids is not None:
-            for record_id in ids:
-                digest.update(str(record_id).encode("utf-8") + b"\x01")
-        return digest.hexdigest()[:FINGERPRINT_CHARS]
-    for index, item in enumerate(_iter_items(items)):
-        digest.update(_item_bytes(item, index))
-        digest.update(b"\x00")
+        _update_with_dataset(content, items)
+    else:
+        for index, item in enumerate(_iter_items(items)):
+            content.update(_framed(_item_bytes(item, index)))
+    # Fixed-size parts: the items' hash, then the ids' hash (or nothing), never ambiguous.
+    digest = hashlib.sha256(f"uaes-fingerprint-{FINGERPRINT_SCHEME}:".encode())
+    digest.update(content.digest())
     if ids is not None:
+        id_digest = hashlib.sha256()
         for record_id in ids:
-            digest.update(str(record_id).encode("utf-8") + b"\x01")
+            id_digest.update(_framed(str(record_id).encode("utf-8")))
+        digest.update(b"ids" + id_digest.digest())
     return digest.hexdigest()[:FINGERPRINT_CHARS]
 
 
@@ -55,13 +70,13 @@ def _update_with_dataset(digest: Any, dataset: Any, batch_size: int = 1024) -> N
     """Hash a ``datasets.Dataset``'s rows in order (its Arrow data, IPC-serialised)."""
     import pyarrow as pa
 
-    digest.update(b"datasets:" + repr(sorted(dataset.features.to_dict().items())).encode())
+    digest.update(b"datasets:" + _framed(repr(sorted(dataset.features.to_dict().items())).encode()))
     for table in dataset.with_format("arrow").iter(batch_size=batch_size):
         sink = pa.BufferOutputStream()
         table = table.combine_chunks()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
-        digest.update(sink.getvalue().to_pybytes())
+        digest.update(_framed(sink.getvalue().to_pybytes()))
 
 
 def _iter_items(items: Any) -> Iterable[Any]:
@@ -107,14 +122,14 @@ def table_fingerprint(columns: dict[str, Sequence[Any]], ids: Sequence[Any]) -> 
     """
     digest = hashlib.sha256(b"table:")
     n_rows = len(ids)
+    digest.update(struct.pack("<Q", n_rows))
     for record_id in ids:
-        digest.update(str(record_id).encode("utf-8") + b"\x01")
+        digest.update(_framed(str(record_id).encode("utf-8")))
     for name in sorted(columns):
         values = list(columns[name])
         if len(values) != n_rows:
             raise ValueError(f"column {name!r} has {len(values)} values for {n_rows} ids")
-        digest.update(b"column:" + name.encode("utf-8") + b"\x00")
+        digest.update(b"column:" + _framed(name.encode("utf-8")))
         for index, item in enumerate(values):
-            digest.update(_item_bytes(item, index))
-            digest.update(b"\x00")
+            digest.update(_framed(_item_bytes(item, index)))
     return digest.hexdigest()[:FINGERPRINT_CHARS]

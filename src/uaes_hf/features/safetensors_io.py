@@ -9,18 +9,19 @@ Example:
     >>> import tempfile, pathlib
     >>> import numpy as np
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.safetensors"
-    >>> write_tensors(path, {"features": np.ones((2, 3), np.float32)}, {"note": "hi"})
+    >>> _ = write_tensors(path, {"features": np.ones((2, 3), np.float32)}, {"note": "hi"})
     >>> read_tensor(path, "features").shape, read_metadata(path)["note"]
     ((2, 3), 'hi')
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +120,18 @@ def read_tensor(path: Path, name: str, mmap: bool = False) -> np.ndarray:
 
 def write_tensors(
     path: Path, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None = None
-) -> None:
-    """Write numpy tensors as one safetensors file, atomically."""
+) -> tuple[str, int]:
+    """Write numpy tensors as one safetensors file, atomically.
+
+    Returns the sha256 and the size of the bytes written (recorded as an entry's checksum).
+    """
     from safetensors.numpy import save
 
     data = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-    atomic_write_bytes(Path(path), save(data, metadata=meta or None))
+    payload = save(data, metadata=meta or None)
+    atomic_write_bytes(Path(path), payload)
+    return hashlib.sha256(payload).hexdigest(), len(payload)
 
 
 def write_layers(
@@ -133,8 +139,11 @@ def write_layers(
     layers: Sequence[np.ndarray],
     storage_dtype: str,
     metadata: Mapping[str, str] | None = None,
-) -> None:
-    """Write a list of (n, D_l) layers in ``storage_dtype`` (see :func:`layer_tensors`)."""
+) -> tuple[str, int]:
+    """Write a list of (n, D_l) layers in ``storage_dtype`` (see :func:`layer_tensors`).
+
+    Returns the sha256 and size of the file's bytes.
+    """
     if storage_dtype not in STORAGE_DTYPES:
         raise ValueError(f"storage dtype must be one of {sorted(STORAGE_DTYPES)}")
     numpy_dtype = STORAGE_DTYPES[storage_dtype][1]
@@ -142,16 +151,20 @@ def write_layers(
         name: np.ascontiguousarray(array, dtype=numpy_dtype)
         for name, array in layer_tensors(layers).items()
     }
-    write_tensors(path, tensors, metadata)
+    return write_tensors(path, tensors, metadata)
 
 
 def merge_shards_streaming(
-    shard_paths: Sequence[Path], target: Path, metadata: Mapping[str, str] | None = None
+    shard_paths: Sequence[Path],
+    target: Path,
+    metadata: Mapping[str, str] | None = None,
+    digest: Any = None,
 ) -> dict[str, tuple[int, ...]]:
     """Concatenate shards along the first axis into one safetensors file, streaming.
 
     Only one shard tensor is in memory at a time, so the merged file may exceed RAM. The
-    result is written to a temp file and renamed into place. Returns the merged shapes.
+    result is written to a temp file and renamed into place. Returns the merged shapes;
+    ``digest`` (a ``hashlib`` object), when given, is fed every byte written.
     """
     if not shard_paths:
         raise ValueError("no shards to merge")
@@ -186,11 +199,10 @@ def merge_shards_streaming(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(struct.pack("<Q", len(header_bytes)))
-            handle.write(header_bytes)
-            for name in names:
-                for path in shard_paths:
-                    handle.write(read_tensor(path, name).tobytes(order="C"))
+            for chunk in _merged_chunks(shard_paths, names, header_bytes):
+                handle.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -198,3 +210,14 @@ def merge_shards_streaming(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return {name: tuple(info["shape"]) for name, info in merged.items()}
+
+
+def _merged_chunks(
+    shard_paths: Sequence[Path], names: Sequence[str], header_bytes: bytes
+) -> Iterator[bytes]:
+    """The bytes of a merged file in order: header length, header, each tensor's shards."""
+    yield struct.pack("<Q", len(header_bytes))
+    yield header_bytes
+    for name in names:
+        for path in shard_paths:
+            yield read_tensor(path, name).tobytes(order="C")

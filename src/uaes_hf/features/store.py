@@ -17,8 +17,12 @@ under other options: changed options always give a new entry.
 Shards are written by whichever process computed them (temp file + ``os.replace``), and a
 shard that exists is never recomputed. Rank 0 merges them in a streaming pass (bounded
 memory) into ``features.safetensors``; ``meta.json`` is written last, so its presence
-means the entry is complete. Layers whose widths differ (CNN stages) are stored as one
-tensor per layer (``layer_000`` ...). Every entry has row ids (``meta["ids"]``).
+means the entry is complete. An entry written from memory (:meth:`StoreEntry.write`) is
+built in a unique temp folder and swapped in whole. Layers whose widths differ (CNN stages)
+are stored as one tensor per layer (``layer_000`` ...). Every entry has row ids
+(``meta["ids"]``) and the sha256 and size of its features file (``features_sha256``,
+``features_bytes``; :meth:`StoreEntry.damage` checks them). Values the storage dtype cannot
+hold are refused before anything is written (:func:`~uaes_hf.features.integrity.check_storable`).
 
 Example:
     >>> import tempfile, numpy as np
@@ -44,9 +48,11 @@ from typing import Any
 
 import numpy as np
 
+from uaes_hf.features.atomic import replace_directory, unique_temp_dir
+from uaes_hf.features.fingerprint import FINGERPRINT_SCHEME
+from uaes_hf.features.integrity import check_storable, file_damage
 from uaes_hf.features.rows import Features, row_ids
 from uaes_hf.features.safetensors_io import (
-    STORAGE_DTYPES,
     atomic_write_json,
     merge_shards_streaming,
     read_metadata,
@@ -60,6 +66,8 @@ FEATURES_FILE = "features.safetensors"
 META_FILE = "meta.json"
 SHARD_DIR = "shards"
 OPTIONS_HASH_CHARS = 16
+CHECKSUM_KEY = "features_sha256"  # meta.json: sha256 of features.safetensors as written
+SIZE_KEY = "features_bytes"  # meta.json: its size in bytes
 _ENTRY_GLOB = f"*/*/*/*/*/{META_FILE}"
 
 
@@ -125,12 +133,6 @@ def _shape_meta(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
     return {"n_items": shapes["layer_000"][0], "n_layers": len(dims), "dim": None, "dims": dims}
 
 
-def _check_finite(layers: Sequence[np.ndarray], what: str) -> None:
-    for layer in layers:
-        if not np.isfinite(layer).all():
-            raise ValueError(f"features for {what} contain NaN or inf")
-
-
 class StoredFeatures(Features):
     """One stored entry, read lazily: ``features`` (N, L, D) or ``layer(i)``; ``meta``.
 
@@ -144,6 +146,9 @@ class StoredFeatures(Features):
         self.mmap = mmap
         self._cache: dict[str, np.ndarray] = {}
         tensors = self.path / FEATURES_FILE
+        problem = file_damage(tensors, n_bytes=self.meta.get(SIZE_KEY), full=False)
+        if problem is not None:
+            raise ValueError(f"{tensors} is damaged: {problem}; extract these features again")
         header, _ = read_safetensors_header(tensors)
         names = tensor_names(header)
         if "features" in names:
@@ -260,12 +265,10 @@ class StoreEntry:
         info: Mapping[str, Any] | None = None,
     ) -> Path:
         """Store the features of items ``start..end`` (one (n, D_l) array per layer)."""
-        if storage_dtype not in STORAGE_DTYPES:
-            raise ValueError(f"storage dtype must be one of {sorted(STORAGE_DTYPES)}")
-        n_rows = {layer.shape[0] for layer in layers}
+        check_storable(layers, storage_dtype, f"features of items {start}..{end} of {self.path}")
+        n_rows = {np.shape(layer)[0] for layer in layers}
         if n_rows != {end - start}:
             raise ValueError(f"shard {start}..{end} needs {end - start} rows, got {sorted(n_rows)}")
-        _check_finite(layers, f"items {start}..{end}")
         path = self.shard_path(start, end)
         metadata = {"info": json.dumps(dict(info or {}))}
         if self.options_hash is not None:
@@ -297,10 +300,14 @@ class StoreEntry:
         paths = [self.shard_path(*r) for r in ranges]
         self._check_shard_options(paths)
         infos = [read_shard_info(path) for path in paths]
+        digest = hashlib.sha256()
         shapes = merge_shards_streaming(
-            paths, self.path / FEATURES_FILE, metadata={"format": "uaes-features"}
+            paths, self.path / FEATURES_FILE, metadata={"format": "uaes-features"}, digest=digest
         )
         full = {**dict(meta), **self.key, **_shape_meta(shapes)}
+        full[CHECKSUM_KEY] = digest.hexdigest()
+        full[SIZE_KEY] = (self.path / FEATURES_FILE).stat().st_size
+        full["fingerprint_scheme"] = FINGERPRINT_SCHEME
         totals: dict[str, float] = {}
         for info in infos:
             for key, value in info.items():
@@ -322,25 +329,49 @@ class StoreEntry:
     ) -> dict[str, Any]:
         """Write a complete entry from in-memory layers (no shards, no timestamp).
 
-        Equal layers and meta give byte-identical files, so a recomputed stage that wrote
-        them leaves the stages after it cached. ``meta.json`` is written last.
+        The entry is built in a unique temp folder and moved into place whole
+        (:func:`~uaes_hf.features.atomic.replace_directory`), replacing an entry that is
+        there without ever deleting it first. Equal layers and meta give byte-identical
+        files, so a recomputed stage that wrote them leaves the stages after it cached.
+        ``meta.json`` records the sha256 and size of ``features.safetensors``.
         """
-        if not layers:
-            raise ValueError(f"no layers to write into {self.path}")
-        rows = {int(layer.shape[0]) for layer in layers}
-        if len(rows) != 1:
-            raise ValueError(f"layers have different numbers of rows {sorted(rows)}")
-        _check_finite(layers, str(self.path))
-        write_layers(
-            self.path / FEATURES_FILE, layers, storage_dtype, metadata={"format": "uaes-features"}
-        )
-        header, _ = read_safetensors_header(self.path / FEATURES_FILE)
-        shapes = {name: tuple(header[name]["shape"]) for name in tensor_names(header)}
-        full = {**dict(meta), **self.key, **_shape_meta(shapes), "storage_dtype": storage_dtype}
-        full.setdefault("ids", [str(i) for i in range(full["n_items"])])
-        full.setdefault("ids_are_positions", "ids" not in meta)
-        atomic_write_json(self.path / META_FILE, full)
+        check_storable(layers, storage_dtype, f"features for {self.path}")
+        tmp = unique_temp_dir(self.path)
+        try:
+            checksum, size = write_layers(
+                tmp / FEATURES_FILE, layers, storage_dtype, metadata={"format": "uaes-features"}
+            )
+            header, _ = read_safetensors_header(tmp / FEATURES_FILE)
+            shapes = {name: tuple(header[name]["shape"]) for name in tensor_names(header)}
+            full = {**dict(meta), **self.key, **_shape_meta(shapes), "storage_dtype": storage_dtype}
+            full.setdefault("ids", [str(i) for i in range(full["n_items"])])
+            full.setdefault("ids_are_positions", "ids" not in meta)
+            full.update({CHECKSUM_KEY: checksum, SIZE_KEY: size})
+            full["fingerprint_scheme"] = FINGERPRINT_SCHEME
+            atomic_write_json(tmp / META_FILE, full)
+            replace_directory(tmp, self.path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
         return full
+
+    def damage(self, *, full: bool = True) -> str | None:
+        """What is wrong with this complete entry, or None when it is whole.
+
+        Checks that ``meta.json`` is a JSON object and that ``features.safetensors`` has the
+        size its header describes and, when recorded at write time, the recorded size and
+        sha256 (``full=False`` skips hashing the file).
+        """
+        try:
+            meta = self.read_meta()
+        except (OSError, ValueError) as err:
+            return f"its {META_FILE} cannot be read ({err})"
+        return file_damage(
+            self.path / FEATURES_FILE,
+            sha256=meta.get(CHECKSUM_KEY),
+            n_bytes=meta.get(SIZE_KEY),
+            full=full,
+        )
 
     def read_meta(self) -> dict[str, Any]:
         try:
@@ -497,10 +528,17 @@ class FeatureStore:
             matching = [meta for meta in candidates if meta["dataset_fingerprint"] == fingerprint]
             if not matching:
                 stored = sorted({meta["dataset_fingerprint"] for meta in candidates})
+                older = any(m.get("fingerprint_scheme") != FINGERPRINT_SCHEME for m in candidates)
                 raise FingerprintMismatchError(
                     f"the dataset changed since extraction: features for {what} were extracted "
                     f"from fingerprint(s) {stored}, but the data now has fingerprint "
                     f"{fingerprint}; re-run `uaes extract` on the current data"
+                    + (
+                        " (entries written before fingerprint scheme "
+                        f"{FINGERPRINT_SCHEME} never match the data: extract them again)"
+                        if older
+                        else ""
+                    )
                 )
             candidates = matching
         if len(candidates) > 1:

@@ -13,8 +13,9 @@ analyse    results/*.csv and results/summary.json
 report     figures/*.png, results/ (copied), index.html
 =========  ===============================================================================
 
-Caching is :mod:`uaes_hf.experiments.pipeline`; a whole run is
-:func:`uaes_hf.experiments.run.run_experiment`.
+Caching is :mod:`uaes_hf.experiments.pipeline`: each stage's key holds its config keys, the
+outputs it reads and the fingerprint of its module's code (with everything that module
+imports from ``uaes_hf``); a whole run is :func:`uaes_hf.experiments.run.run_experiment`.
 
 Example:
     >>> [s.name for s in default_stages()]
@@ -47,6 +48,7 @@ def default_stages() -> list[Stage]:
             extract.KEYS,
             extract.DEPENDS_ON,
             extract.run_extract,
+            extract.environment_fingerprint,
             revision=extract.REVISION,
         ),
         Stage("align", align.KEYS, align.DEPENDS_ON, align.run_align),

@@ -2,7 +2,8 @@
 
 ==========  ==================================================================================
 inputs      prepare: ``RunLayout.prepared_poems``
-cache key   the ``annotate`` section
+cache key   the ``annotate`` section; the code of this module and all it imports
+            (not cached while poems are left without a rating: the next run retries them)
 outputs     ``RunLayout.annotated_poems`` (the poems with ``aesthetic_score``, and with the
             judge's ``expected_score``, rationale and name when it rated them)
 ==========  ==================================================================================
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from uaes_hf.experiments.layout import RunLayout
-from uaes_hf.experiments.pipeline import StageContext
+from uaes_hf.experiments.pipeline import INCOMPLETE, StageContext
 from uaes_hf.experiments.stages.common import log
 
 KEYS: tuple[str, ...] = ("annotate",)
@@ -34,6 +35,10 @@ def run_annotate(ctx: StageContext) -> dict[str, Any]:
     rated once, by either command, is never rated (or billed) again. With
     ``annotate.rescale: quantile`` the local judge's expected score is turned into levels
     1-5 by quintile (a ranking within the set: the 135M judge's argmax is nearly constant).
+
+    When the judge leaves poems unrated (failed calls; ``JudgeSummary.complete`` is False)
+    the summary says so under ``"incomplete"``: the pipeline publishes the stage for this
+    run but does not cache it, so the next run retries exactly those poems.
     """
     import pandas as pd
 
@@ -85,8 +90,16 @@ def run_annotate(ctx: StageContext) -> dict[str, Any]:
             done_now=result.done,
             cached=result.cached,
             failed=dict(result.failed),
+            unrated=result.unrated,
             annotator=f"{backend.name}:{backend.model}",
         )
+        if not result.complete:
+            # Published for this run, but not cached: the next run asks the judge again for
+            # these poems (and only these; the store keeps every rating already paid for).
+            summary[INCOMPLETE] = (
+                f"{result.unrated} poem(s) without a rating from the judge "
+                f"(failed now: {result.n_failed})"
+            )
         if cfg.rescale == "quantile":
             expected = pd.to_numeric(poems["expected_score"], errors="coerce")
             if expected.notna().sum() >= 5:

@@ -4,7 +4,9 @@
 inputs      prepare: ``RunLayout.prepared_poems``, ``plain_texts``, ``image_text``,
             ``aligned_poems``
 cache key   every ``extract.*`` key but ``num_processes`` (how many processes compute the
-            features does not change them), ``analyse.cluster_model``; :data:`REVISION`
+            features does not change them), ``analyse.cluster_model``; :data:`REVISION`;
+            the code of this module and all it imports; :func:`environment_fingerprint`
+            (device kind, compute dtype, feature libraries' versions)
 outputs     ``RunLayout.feature_store``: a feature store with one entry per (dataset, model):
             ``poems``, ``plain_texts``, ``poems_aligned`` (column ``text``) and
             ``image_text`` (columns ``caption`` and ``poem`` for text models, ``image`` for
@@ -14,7 +16,9 @@ outputs     ``RunLayout.feature_store``: a feature store with one entry per (dat
 
 Every model's result is also kept as a checkpoint: an entry of the content-addressed feature
 store ``$UAES_HOME/runs/model_features`` (:func:`model_checkpoint`), so an interrupted
-extraction resumes at the next model and adding a model computes only that model.
+extraction resumes at the next model and adding a model computes only that model. A
+checkpoint's key holds the extraction code and library versions (:func:`checkpoint_code`),
+and ``--force extract`` recomputes (and replaces) every checkpoint the stage uses.
 
 Example:
     >>> DEPENDS_ON, "extract.num_processes" in KEYS
@@ -25,13 +29,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from uaes_hf.experiments.config import ExtractConfig
+from uaes_hf.experiments.config import ExperimentConfig, ExtractConfig
 from uaes_hf.experiments.layout import (
     ALIGNED_POEMS,
     IMAGE_TEXT,
@@ -41,6 +47,7 @@ from uaes_hf.experiments.layout import (
 )
 from uaes_hf.experiments.pipeline import StageContext
 from uaes_hf.experiments.stages.common import log
+from uaes_hf.features.atomic import file_lock
 from uaes_hf.features.fingerprint import table_fingerprint
 from uaes_hf.features.store import FeatureStore, StoreEntry, open_entry
 
@@ -68,6 +75,46 @@ def compute_target(device: str) -> dict[str, str]:
     return {"device_kind": resolved.split(":")[0], "compute_dtype": dtype}
 
 
+def environment_fingerprint(config: ExperimentConfig) -> str:
+    """What besides config and code changes this stage's numbers: the device kind and
+    compute dtype ``extract.device`` resolves to here, and the versions of the libraries
+    that compute features (part of the stage's key).
+
+    Example:
+        >>> from uaes_hf.experiments.config import load_config
+        >>> len(environment_fingerprint(load_config(overrides={"extract": {"device": "cpu"}})))
+        64
+    """
+    from uaes_hf.experiments.code_fingerprint import library_versions
+
+    payload = {"target": compute_target(config.extract.device), "libraries": library_versions()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def checkpoint_code() -> str:
+    """The code behind a checkpoint: :func:`~uaes_hf.experiments.code_fingerprint.
+    extraction_code_fingerprint` (``uaes_hf.extract``, ``uaes_hf.features``, what they
+    import, the feature libraries' versions) and this module's own source, which calls them.
+    """
+    from uaes_hf.experiments.code_fingerprint import extraction_code_fingerprint
+
+    digest = hashlib.sha256(extraction_code_fingerprint().encode())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def _weights_revision(model: str) -> str | None:
+    """The pip package==version of a packaged model's weights (or the registry revision)."""
+    from uaes_hf.extract.registry import resolve_model
+    from uaes_hf.extract.text import packaged_revision
+
+    try:
+        spec = resolve_model(model)
+    except ValueError:
+        return None
+    return packaged_revision(spec) or spec.revision
+
+
 def model_checkpoint(
     kind: str,
     model: str,
@@ -79,14 +126,17 @@ def model_checkpoint(
 
     An entry of the content-addressed feature store ``$UAES_HOME/runs/model_features``: its
     fingerprint hashes the items, its options the settings, the device kind and compute
-    dtype (``target``, default: this machine's for ``extract.device: auto``) and the
-    package version.
+    dtype (``target``, default: this machine's for ``extract.device: auto``), the package
+    version, the weights' revision and :func:`checkpoint_code`, so edited extraction code or
+    another library version never reuses a checkpoint.
 
     Example:
         >>> entry = model_checkpoint("text", "m", {"pooling": "mean"}, ["a poem"],
         ...                          {"device_kind": "cpu", "compute_dtype": "float32"})
         >>> entry.path.parts[-5], entry.path.parts[-3], entry.key["options"]["kind"]
         ('stage-text', 'm', 'text')
+        >>> entry.key["options"]["code"] == checkpoint_code()
+        True
     """
     from uaes_hf import __version__
 
@@ -99,6 +149,8 @@ def model_checkpoint(
         **(target or compute_target("auto")),
         "kind": kind,
         "version": __version__,
+        "weights_revision": _weights_revision(model),
+        "code": checkpoint_code(),
     }
     pooling = str(settings.get("pooling", kind))
     store = FeatureStore(checkpoint_store_dir())
@@ -106,18 +158,30 @@ def model_checkpoint(
 
 
 def checkpointed_layers(
-    entry: StoreEntry, compute: Callable[[], list[np.ndarray]]
+    entry: StoreEntry, compute: Callable[[], list[np.ndarray]], *, force: bool = False
 ) -> tuple[list[np.ndarray], bool]:
-    """Layers from the checkpoint ``entry`` if it is complete, else computed and stored.
+    """Layers from the checkpoint ``entry`` if it is complete and whole, else computed and
+    stored (``force``: always computed, the checkpoint replaced).
 
-    Returns ``(float32 layers, whether the checkpoint was reused)``.
+    Runs under the entry's lock, so two runs never compute one checkpoint at once (the
+    second reuses the first's). A damaged checkpoint (size or sha256 not as written, an
+    unreadable file) is computed again, with a warning. Returns ``(float32 layers, whether
+    the checkpoint was reused)``.
     """
-    if entry.is_complete():
-        stored = open_entry(entry.path)
-        return [np.asarray(stored.layer(i), np.float32) for i in range(stored.n_layers)], True
-    layers = [np.asarray(layer, np.float32) for layer in compute()]
-    entry.write(layers, {})  # its key is the entry's; meta.json last: complete means whole
-    return layers, False
+    with file_lock(entry.path):
+        if entry.is_complete() and not force:
+            problem = entry.damage()
+            if problem is None:
+                try:
+                    stored = open_entry(entry.path)
+                    layers = [stored.layer(i) for i in range(stored.n_layers)]
+                    return [np.asarray(layer, np.float32) for layer in layers], True
+                except (OSError, ValueError, KeyError) as err:
+                    problem = str(err)
+            log(f"warning: checkpoint {entry.path} is damaged ({problem}); computing it again")
+        layers = [np.asarray(layer, np.float32) for layer in compute()]
+        entry.write(layers, {})  # a whole folder, moved into place: complete means whole
+        return layers, False
 
 
 def run_extract(ctx: StageContext) -> dict[str, Any]:
@@ -211,6 +275,7 @@ def run_extract(ctx: StageContext) -> dict[str, Any]:
                     max_tokens=ex.max_tokens,
                     device=ex.device,
                     show_progress=ctx.show_progress,
+                    fresh=ctx.force,
                 )
             if not built:
                 built.append(
@@ -229,7 +294,9 @@ def run_extract(ctx: StageContext) -> dict[str, Any]:
         for group in groups:
             everything = [t for values in group.values() for t in values]
             entry = model_checkpoint("text", model, settings, everything, target)
-            layers, hit = checkpointed_layers(entry, lambda e=everything: embed_texts(e))
+            layers, hit = checkpointed_layers(
+                entry, lambda e=everything: embed_texts(e), force=ctx.force
+            )
             hits.append(hit)
             start = 0
             for (dataset, column), values in group.items():
@@ -296,7 +363,7 @@ def _extract_images(
 
         settings = {"pooling": ex.vision_pooling}
         entry = model_checkpoint("vision", model, settings, blobs, target)
-        layers, hit = checkpointed_layers(entry, embed_images)
+        layers, hit = checkpointed_layers(entry, embed_images, force=ctx.force)
         options = {"column": "image", **settings, **target, "kind": "vision"}
         store.write(
             dataset=IMAGE_TEXT,
@@ -343,7 +410,7 @@ def _perplexity(
         parts = [scorer(texts[(dataset, "text")])[0] for dataset in TEXT_DATASETS]
         return [np.concatenate(columns) for columns in zip(*parts, strict=True)]
 
-    columns, hit = checkpointed_layers(entry, score)
+    columns, hit = checkpointed_layers(entry, score, force=ctx.force)
     frames, start = [], 0
     for dataset in TEXT_DATASETS:
         n = len(texts[(dataset, "text")])
