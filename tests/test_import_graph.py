@@ -121,3 +121,66 @@ def test_features_depend_on_nothing_else_in_the_package():
                 if not t.startswith("uaes_hf.features") and t not in ("uaes_hf._lazy", "uaes_hf")
             }
             assert outside == set(), f"{name} imports {sorted(outside)}"
+
+
+# The package-level dependency direction of docs/architecture.md ("Dependency direction"):
+# each sub-package may import only the ones listed (and itself). "base" is the package root
+# (its version), `_lazy`, `paths` and `typed_config`. Adding an edge is a design decision: change the table
+# here and in the document together.
+BASE = {"uaes_hf", "_lazy", "paths", "typed_config"}
+ALLOWED_DEPENDENCIES: dict[str, set[str]] = {
+    "alignment": set(),
+    "features": {"_lazy"},
+    "assets": {"paths"},
+    "data": BASE,
+    "annotate": BASE | {"assets"},
+    "extract": BASE | {"assets", "features"},
+    "feature_files": {"features"},
+    "images": BASE | {"annotate", "assets", "data"},
+    "hub": BASE | {"alignment", "feature_files"},
+    "retrieval": BASE | {"alignment", "annotate", "assets", "data", "images"},
+    "experiments": BASE | {"alignment", "annotate", "data", "extract", "features", "images"},
+    "space": BASE | {"alignment", "annotate", "data", "experiments", "features", "retrieval"},
+}
+
+
+def package_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "uaes_hf"
+
+
+def package_edges(graph: dict[str, set[str]]) -> set[tuple[str, str, str, str]]:
+    """(package, imported package, module, imported module) for every cross-package import."""
+    return {
+        (package_of(name), package_of(target), name, target)
+        for name, targets in graph.items()
+        for target in targets
+        if package_of(name) != package_of(target)
+    }
+
+
+def test_layer_checker_finds_a_planted_upward_import(tmp_path):
+    pkg = tmp_path / PACKAGE
+    for sub in ("alignment", "experiments"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "alignment" / "core.py").write_text("from uaes_hf.experiments import x\n")
+    edges = package_edges(import_graph(tmp_path))
+    assert ("alignment", "experiments", "uaes_hf.alignment.core", "uaes_hf.experiments") in edges
+
+
+def test_packages_import_only_the_layers_below_them():
+    graph = import_graph()
+    wrong = sorted(
+        f"{module} imports {target}"
+        for package, imported, module, target in package_edges(graph)
+        if package in ALLOWED_DEPENDENCIES and imported not in ALLOWED_DEPENDENCIES[package]
+    )
+    assert wrong == [], "imports against the dependency direction:\n" + "\n".join(wrong)
+    # every sub-package is in the table, so a new one must be placed in a layer
+    packages = {package_of(name) for name in graph} - BASE - {"cli"}
+    shells = {"commands"}
+    assert packages - shells <= set(ALLOWED_DEPENDENCIES), (
+        packages - shells - set(ALLOWED_DEPENDENCIES)
+    )

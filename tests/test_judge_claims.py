@@ -151,14 +151,18 @@ def test_a_lease_of_another_machine_expires(tmp_path: Path) -> None:
     items = [PoemItem("a", "Poem A\nheld elsewhere"), PoemItem("b", "Poem B\nfree")]
     with FakeOpenAIServer() as server, ResultStore(tmp_path / "r.sqlite") as store:
         judge = backend(server)
-        other = ClaimBook(store, owner="far-away/1|77|1|cafe0001", lease_s=3.0)
+        # A lease long enough that the first call ends before it, even on a loaded machine;
+        # the second call cannot have finished before the lease ran out, however long the
+        # first one took.
+        lease_s = 5.0
+        other = ClaimBook(store, owner="far-away/1|77|1|cafe0001", lease_s=lease_s)
+        claimed_at = time.monotonic()
         assert other.claim(item_key(judge, items[0].text), seen=None) == "claimed"
         left = judge_poems(items, store, judge, progress=False, wait_for_others=False)
         assert [r["item_key"] for r in server.chat_requests()] == [sha256_text(items[1].text)]
         assert (left.left_to_other_run, left.unrated, left.complete) == (1, 1, False)
-        started = time.monotonic()
         waited = judge_poems(items, store, judge, progress=False)  # waits for the lease
-        assert time.monotonic() - started >= 1.5
+        assert time.monotonic() - claimed_at >= lease_s - 0.25
         assert (waited.done, waited.cached, waited.unrated) == (1, 1, 0)
         assert len(server.chat_requests()) == 2
 

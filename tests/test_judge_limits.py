@@ -77,13 +77,16 @@ def test_trickling_server_fails_within_the_deadline() -> None:
 
 def test_call_deadline_bounds_retries() -> None:
     with FakeOpenAIServer(always("500", retry_after_ms=None)) as server:
-        client = client_for(server, max_retries=20, backoff_base=0.3, backoff_max=0.3)
+        client = client_for(
+            server, max_retries=20, backoff_base=0.3, backoff_max=0.3, breaker_threshold=100
+        )
         client._openai()
-        err, seconds = timed(lambda: client.chat(HELLO, deadline=1.0))
+        err, seconds = timed(lambda: client.chat(HELLO, deadline=2.0))
         n = len(server.chat_requests())
     assert isinstance(err, ChatCallError) and err.reason == "deadline", err
-    assert "1 s deadline" in err.detail and "server_error" in err.detail
-    assert seconds < 1.5 and 2 <= n <= 5  # without the deadline: 21 requests over ~6 s
+    assert "2 s deadline" in err.detail and "server_error" in err.detail
+    # Without the deadline: 21 requests over ~6 s. The margin is for a loaded machine.
+    assert seconds < 3.0 and 2 <= n <= 10
 
 
 def test_breaker_stops_a_hanging_endpoint_with_one_error(tmp_path: Path) -> None:

@@ -190,7 +190,7 @@ def _rephrase_or_judge(server: RowJudgeServer):
 def test_bad_config_keys_and_values_are_value_errors(tmp_path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("judge:\n  backend: gpt\n")
-    with pytest.raises(ValueError, match="judge.backend must be one of"):
+    with pytest.raises(ValueError, match="'judge.backend' must be one of"):
         load_config(path)
     path.write_text("encoder:\n  kind: hf\n")
     with pytest.raises(ValueError, match="encoder.model must name"):

@@ -1,7 +1,8 @@
 """uaes-hf: measure whether AI models agree on beautiful things.
 
 The top-level namespace re-exports the alignment metrics lazily, so ``import uaes_hf``
-loads neither torch nor any Hugging Face library.
+loads neither torch nor any Hugging Face library. The map of the sub-packages, their
+dependency direction, data contracts and cache keys: ``docs/architecture.md``.
 
 Example:
     >>> from uaes_hf import mutual_knn  # doctest: +SKIP

@@ -38,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMANDS:
-        try:
-            module = import_module(f"uaes_hf.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"uaes_hf.commands.{name}":
-                raise
-            continue  # command not built yet
-        module.register(subparsers)
+        import_module(f"uaes_hf.commands.{name}").register(subparsers)
     return parser
 
 

@@ -3,7 +3,8 @@
 ``uaes run`` drives :func:`uaes_hf.experiments.run.run_experiment` over the stages of
 :mod:`uaes_hf.experiments.stages` (one module each); every file name of a run is in
 :mod:`uaes_hf.experiments.layout`; the Gradio Space reads a finished report with
-:func:`uaes_hf.experiments.report.load_results`. Nothing heavy is imported here.
+:func:`uaes_hf.experiments.report.load_results`. Nothing heavy is imported here. Stages,
+run layout, cache keys and concurrency: ``docs/architecture.md`` ("A run").
 
 Example:
     >>> from uaes_hf.experiments import load_config

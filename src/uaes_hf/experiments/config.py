@@ -20,12 +20,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
+
+from uaes_hf.typed_config import build_dataclass
 
 COMPARISONS: tuple[str, ...] = (
     "poems_vs_plain",
@@ -208,77 +208,6 @@ class ExperimentConfig:
 # Validation
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it (ints widen to float)."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in args:
-            if option is type(None):
-                continue
-            try:
-                return _convert(value, option, key)
-            except ValueError as err:
-                errors.append(str(err))
-        raise ValueError(errors[0] if len(errors) == 1 else f"{key}: {'; '.join(errors)}")
-    if origin is Literal:
-        if value not in args:
-            raise ValueError(f"config key {key!r} must be one of {list(args)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ValueError(f"config key {key!r} must be a list, got {type(value).__name__}")
-        return [_convert(item, args[0], f"{key}[{i}]") for i, item in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"config key {key!r} must be a mapping, got {type(value).__name__}")
-        return {
-            _convert(name, args[0], f"{key} (a key)"): _convert(item, args[1], f"{key}.{name}")
-            for name, item in value.items()
-        }
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"config key {key!r} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"config key {key!r} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"config key {key!r} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"config key {key!r} must be a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config annotation {_type_name(tp)} for {key}")  # pragma: no cover
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    where = prefix or "the config"
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must be a mapping of keys to values, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            raise ValueError(f"unknown config key {dotted!r}; expected one of: {', '.join(names)}")
-        kwargs[key] = _convert(value, hints[key], dotted)
-    return cls(**kwargs)
-
-
 def _check_semantics(cfg: ExperimentConfig) -> None:
     """Checks that span keys or ranges (types are already checked)."""
 
@@ -382,7 +311,7 @@ def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     Named model sets (``study-llms``, ``study-vits``, ``packaged-llms`` ...) in
     ``extract.text_models`` / ``extract.vision_models`` are expanded to their members.
     """
-    cfg = _build(ExperimentConfig, data, "")
+    cfg = build_dataclass(ExperimentConfig, data, "")
     extract = dataclasses.replace(
         cfg.extract,
         text_models=expand_model_sets(cfg.extract.text_models),

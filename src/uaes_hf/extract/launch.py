@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -181,8 +182,10 @@ def extract_text_group_accelerate(
     device: str = "auto",
     show_progress: bool = False,
     fresh: bool = False,
-) -> list[np.ndarray]:
-    """All-layer pooled features of ``texts`` (``N x D_l`` per layer), sharded over processes.
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """All-layer pooled features of ``texts`` (``N x D_l`` per layer), sharded over processes,
+    and run info (``truncated_rows``: the positions of the texts cut at the token cap), as
+    the in-process extractor returns them.
 
     Writes the texts as a parquet dataset (columns ``id``, ``text``) under ``work_dir``, runs
     :func:`accelerate_launch_command` into a feature store there and reads it back, checking
@@ -197,7 +200,7 @@ def extract_text_group_accelerate(
             of its output).
 
     Example:
-        >>> layers = extract_text_group_accelerate(
+        >>> layers, info = extract_text_group_accelerate(
         ...     "all-minilm-l6-v2", ["a poem", "a text"], Path("tmp"), num_processes=2
         ... )  # doctest: +SKIP
         >>> layers[-1].shape  # doctest: +SKIP
@@ -262,5 +265,6 @@ def extract_text_group_accelerate(
             f"not the {len(texts)} texts in order"
         )
     layers = [np.asarray(stored.layer(i), np.float32) for i in range(stored.n_layers)]
+    info = {"truncated_rows": [int(i) for i in stored.meta.get("truncated_rows", [])]}
     shutil.rmtree(work_dir, ignore_errors=True)
-    return layers
+    return layers, info

@@ -243,6 +243,11 @@ class TextFeatureExtractor:
 
     def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], int]:
         """Token ids per text, truncated to ``max_length``; also the number truncated."""
+        ids, truncated = self.tokenize_with_positions(texts)
+        return ids, len(truncated)
+
+    def tokenize_with_positions(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+        """Token ids per text, truncated to ``max_length``; also the positions truncated."""
         texts = validate_texts(texts)
         ids = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
         too_long = [i for i, row in enumerate(ids) if len(row) > self.max_length]
@@ -256,13 +261,14 @@ class TextFeatureExtractor:
         empty = [i for i, row in enumerate(ids) if not row]
         if empty:
             raise ValueError(f"texts at positions {empty[:5]} produce no tokens")
-        return ids, len(too_long)
+        return ids, too_long
 
     def __call__(self, texts: Sequence[str]) -> tuple[list[np.ndarray], dict[str, Any]]:
         """Return one (n, D) float32 array per layer, in input order, and run statistics."""
         import torch
 
-        ids, n_truncated = self.tokenize(texts)
+        ids, truncated_rows = self.tokenize_with_positions(texts)
+        n_truncated = len(truncated_rows)
         lengths = [len(row) for row in ids]
         order = length_sorted_order(lengths)
         pooled: np.ndarray | None = None
@@ -310,6 +316,7 @@ class TextFeatureExtractor:
             **stats,
             "n_items": len(ids),
             "n_truncated": n_truncated,
+            "truncated_rows": truncated_rows,
             "seconds": seconds,
             "final_batch_size": final_batch,
         }

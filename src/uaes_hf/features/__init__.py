@@ -14,7 +14,8 @@ Every feature on disk is a store entry; every reader (extraction, the experiment
   whole and swapped in atomically, per-entry locks.
 
 It depends on numpy and safetensors only (torch just for ``.pt`` files and the ``.safetensors``
-dtypes numpy lacks), and on nothing else in ``uaes_hf``.
+dtypes numpy lacks), and on nothing else in ``uaes_hf``. The format and its key are described
+in ``docs/architecture.md`` ("The feature format").
 
 Example:
     >>> import tempfile, numpy as np

@@ -292,7 +292,9 @@ class StoreEntry:
     ) -> dict[str, Any]:
         """Merge the shards for ``ranges`` into the final file and write ``meta.json``.
 
-        ``meta`` is completed with the shapes, per-shard totals and the creation time.
+        ``meta`` is completed with the shapes, per-shard totals and the creation time. Numbers
+        in the shards' info are summed into ``totals``; lists of row positions (keys ending in
+        ``_rows``, e.g. ``truncated_rows``) are shifted by each shard's start and joined.
         """
         missing = [r for r in ranges if not self.has_shard(*r)]
         if missing:
@@ -309,12 +311,16 @@ class StoreEntry:
         full[SIZE_KEY] = (self.path / FEATURES_FILE).stat().st_size
         full["fingerprint_scheme"] = FINGERPRINT_SCHEME
         totals: dict[str, float] = {}
-        for info in infos:
+        positions: dict[str, list[int]] = {}
+        for (start, _), info in zip(ranges, infos, strict=True):
             for key, value in info.items():
                 additive = isinstance(value, (int, float)) and not isinstance(value, bool)
                 if additive and "batch_size" not in key:
                     totals[key] = totals.get(key, 0) + value
+                elif key.endswith("_rows") and isinstance(value, list):
+                    positions.setdefault(key, []).extend(start + int(i) for i in value)
         full["totals"] = totals
+        full.update(positions)
         full["n_shards"] = len(paths)
         full["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         full.setdefault("ids", [str(i) for i in range(full["n_items"])])

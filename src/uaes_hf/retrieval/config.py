@@ -18,15 +18,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from uaes_hf.retrieval.finetune import FinetuneConfig
 from uaes_hf.retrieval.lit import LiTConfig
+from uaes_hf.typed_config import build_dataclass
 
 
 @dataclass(frozen=True)
@@ -144,76 +143,9 @@ class RetrievalConfig:
         return dataclasses.asdict(self)
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _convert(value, option, key)
-            except ValueError as err:
-                errors.append(str(err))
-        raise ValueError(errors[0] if errors else f"{key}: bad value {value!r}")
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ValueError(f"{key} must be one of {list(allowed)}, got {value!r}")
-        return value
-    if origin is tuple:
-        if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key} must be a list, got {value!r}")
-        return tuple(_convert(v, typing.get_args(tp)[0], key) for v in value)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{key} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{key} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{key} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{key} must be a string, got {value!r}")
-        return value
-    raise ValueError(f"{key}: unsupported type {tp}")
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{prefix or 'config'} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            where = f"{prefix}.{key}" if prefix else str(key)
-            raise ValueError(f"unknown config key {where!r}; expected one of: {', '.join(names)}")
-    values = {
-        name: _convert(data[name], hints[name], f"{prefix}.{name}" if prefix else name)
-        for name in names
-        if name in data
-    }
-    try:
-        return cls(**values)
-    except ValueError as err:  # a section's own validation
-        raise ValueError(f"{prefix or 'config'}: {err}") from None
-
-
 def config_from_dict(data: dict[str, Any] | None) -> RetrievalConfig:
     """Defaults overridden by ``data`` (nested mappings), validated."""
-    cfg = _build(RetrievalConfig, data or {}, "")
+    cfg = build_dataclass(RetrievalConfig, data or {}, "")
     if cfg.encoder.kind == "hf" and not cfg.encoder.model:
         raise ValueError("encoder.model must name a Hub CLIP/SigLIP when encoder.kind is 'hf'")
     if cfg.eval.k < 1 or cfg.eval.k > cfg.preference.top_k:

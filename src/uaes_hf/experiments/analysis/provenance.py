@@ -4,9 +4,9 @@
   (``subsets.json``) and the analyse stage, each once (the report's "What was
   substituted").
 * :func:`truncation_table`: texts truncated at each model's token cap. The extractor
-  counts them; they are read from the feature-store entries' metadata (``n_truncated``,
-  or ``totals``/``info`` of a merged extraction), from the extract stage's summary
-  (``truncation``) and from the perplexity table's ``truncated`` column, with each
+  records them; they are read from the run's feature-store entries (``n_truncated``, which
+  the extract stage writes per dataset and column, or ``totals`` of a merged ``uaes
+  extract`` entry) and from the perplexity table's ``truncated`` column, with each
   model's cap (:func:`uaes_hf.extract.effective_token_caps`, no weights loaded).
 
 Example:
@@ -24,38 +24,13 @@ from uaes_hf.experiments.fallbacks import merged, record
 
 
 def count_in(meta: Mapping[str, Any]) -> int | None:
-    """The truncation count a metadata dict records, if any."""
-    for holder in (meta, meta.get("totals") or {}, meta.get("info") or {}):
+    """The truncation count an entry's metadata records: ``n_truncated`` (the extract
+    stage's entries) or ``totals.n_truncated`` (entries merged by ``uaes extract``)."""
+    for holder in (meta, meta.get("totals") or {}):
         value = holder.get("n_truncated") if isinstance(holder, Mapping) else None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return int(value)
     return None
-
-
-def _summary_rows(summary: Any) -> list[dict[str, Any]]:
-    """Rows from an extract summary's ``truncation``: a list of records, or
-    model -> count, or model -> {dataset: count}."""
-    value = summary.get("truncation") if isinstance(summary, Mapping) else None
-    rows: list[dict[str, Any]] = []
-    if isinstance(value, list):
-        for item in value:
-            if isinstance(item, Mapping) and count_in(item) is not None:
-                rows.append(
-                    {
-                        "model": item.get("model"),
-                        "dataset": item.get("dataset"),
-                        "n_truncated": count_in(item),
-                        "n_texts": item.get("n_texts", item.get("n_items")),
-                    }
-                )
-    elif isinstance(value, Mapping):
-        for model, inner in value.items():
-            if isinstance(inner, Mapping):
-                for dataset, count in inner.items():
-                    rows.append({"model": model, "dataset": dataset, "n_truncated": int(count)})
-            elif isinstance(inner, (int, float)):
-                rows.append({"model": model, "dataset": None, "n_truncated": int(inner)})
-    return rows
 
 
 def truncation_table(inputs: AnalysisInputs) -> Any:
@@ -79,9 +54,6 @@ def truncation_table(inputs: AnalysisInputs) -> Any:
                     "source": "feature store",
                 }
             )
-    if not rows:
-        extract = (inputs.stage_summaries or {}).get("extract", {})
-        rows = [{**r, "source": "extract stage summary"} for r in _summary_rows(extract)]
     ppl = inputs.perplexity
     if ppl is not None and "truncated" in ppl:
         for dataset, part in ppl.groupby("dataset", sort=False):

@@ -158,15 +158,21 @@ def model_checkpoint(
 
 
 def checkpointed_layers(
-    entry: StoreEntry, compute: Callable[[], list[np.ndarray]], *, force: bool = False
-) -> tuple[list[np.ndarray], bool]:
-    """Layers from the checkpoint ``entry`` if it is complete and whole, else computed and
-    stored (``force``: always computed, the checkpoint replaced).
+    entry: StoreEntry,
+    compute: Callable[[], tuple[list[np.ndarray], dict[str, Any]]],
+    *,
+    force: bool = False,
+) -> tuple[list[np.ndarray], dict[str, Any], bool]:
+    """Layers and run info from the checkpoint ``entry`` if it is complete and whole, else
+    computed and stored (``force``: always computed, the checkpoint replaced).
+
+    ``compute()`` returns the layers and the run info worth keeping with them (e.g.
+    ``truncated_rows``), which is stored in the checkpoint's ``meta.json`` under ``info``.
 
     Runs under the entry's lock, so two runs never compute one checkpoint at once (the
     second reuses the first's). A damaged checkpoint (size or sha256 not as written, an
-    unreadable file) is computed again, with a warning. Returns ``(float32 layers, whether
-    the checkpoint was reused)``.
+    unreadable file) is computed again, with a warning. Returns ``(float32 layers, info,
+    whether the checkpoint was reused)``.
     """
     with file_lock(entry.path):
         if entry.is_complete() and not force:
@@ -175,13 +181,16 @@ def checkpointed_layers(
                 try:
                     stored = open_entry(entry.path)
                     layers = [stored.layer(i) for i in range(stored.n_layers)]
-                    return [np.asarray(layer, np.float32) for layer in layers], True
+                    info = dict(stored.meta.get("info") or {})
+                    return [np.asarray(layer, np.float32) for layer in layers], info, True
                 except (OSError, ValueError, KeyError) as err:
                     problem = str(err)
             log(f"warning: checkpoint {entry.path} is damaged ({problem}); computing it again")
-        layers = [np.asarray(layer, np.float32) for layer in compute()]
-        entry.write(layers, {})  # a whole folder, moved into place: complete means whole
-        return layers, False
+        computed, info = compute()
+        layers = [np.asarray(layer, np.float32) for layer in computed]
+        # a whole folder, moved into place: complete means whole
+        entry.write(layers, {"info": info})
+        return layers, info, False
 
 
 def run_extract(ctx: StageContext) -> dict[str, Any]:
@@ -288,28 +297,39 @@ def run_extract(ctx: StageContext) -> dict[str, Any]:
                         progress=ctx.show_progress,
                     )
                 )
-            return built[0](items)[0]
+            layers, info = built[0](items)
+            return layers, {"truncated_rows": info["truncated_rows"]}
 
         hits = []
         for group in groups:
             everything = [t for values in group.values() for t in values]
             entry = model_checkpoint("text", model, settings, everything, target)
-            layers, hit = checkpointed_layers(
+            layers, info, hit = checkpointed_layers(
                 entry, lambda e=everything: embed_texts(e), force=ctx.force
             )
             hits.append(hit)
+            # Texts cut at the token cap, per written entry (the report's truncation table);
+            # unknown for a checkpoint written before they were recorded.
+            truncated = info.get("truncated_rows")
             start = 0
             for (dataset, column), values in group.items():
+                end = start + len(values)
+                counted = (
+                    {"n_truncated": sum(start <= i < end for i in truncated)}
+                    if truncated is not None
+                    else {}
+                )
                 store.write(
                     dataset=dataset,
                     fingerprint=fingerprints[dataset],
                     model=model,
                     pooling=ex.pooling,
-                    layers=[layer[start : start + len(values)] for layer in layers],
+                    layers=[layer[start:end] for layer in layers],
                     ids=ids[dataset],
                     options=entry_options(column, "text"),
+                    meta=counted,
                 )
-                start += len(values)
+                start = end
         built.clear()
         timings[model] = time.perf_counter() - started
         reused += [model] if all(hits) else []
@@ -359,11 +379,11 @@ def _extract_images(
                 device=device,
                 progress=ctx.show_progress,
             )
-            return extractor(pil)[0]
+            return extractor(pil)[0], {}
 
         settings = {"pooling": ex.vision_pooling}
         entry = model_checkpoint("vision", model, settings, blobs, target)
-        layers, hit = checkpointed_layers(entry, embed_images, force=ctx.force)
+        layers, _, hit = checkpointed_layers(entry, embed_images, force=ctx.force)
         options = {"column": "image", **settings, **target, "kind": "vision"}
         store.write(
             dataset=IMAGE_TEXT,
@@ -399,7 +419,7 @@ def _perplexity(
         "perplexity", ex.perplexity_model, {"max_tokens": max_length}, items, target
     )
 
-    def score() -> list[np.ndarray]:
+    def score() -> tuple[list[np.ndarray], dict[str, Any]]:
         scorer = PerplexityScorer(
             ex.perplexity_model,
             batch_size=ex.batch_size,
@@ -408,9 +428,9 @@ def _perplexity(
             progress=ctx.show_progress,
         )
         parts = [scorer(texts[(dataset, "text")])[0] for dataset in TEXT_DATASETS]
-        return [np.concatenate(columns) for columns in zip(*parts, strict=True)]
+        return [np.concatenate(columns) for columns in zip(*parts, strict=True)], {}
 
-    columns, hit = checkpointed_layers(entry, score, force=ctx.force)
+    columns, _, hit = checkpointed_layers(entry, score, force=ctx.force)
     frames, start = [], 0
     for dataset in TEXT_DATASETS:
         n = len(texts[(dataset, "text")])
