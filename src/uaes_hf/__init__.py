@@ -5,7 +5,11 @@ loads neither torch nor any Hugging Face library. The map of the sub-packages, t
 dependency direction, data contracts and cache keys: ``docs/architecture.md``.
 
 Example:
-    >>> from uaes_hf import mutual_knn  # doctest: +SKIP
+    >>> import numpy as np
+    >>> from uaes_hf import mutual_knn
+    >>> x = np.random.default_rng(0).normal(size=(20, 4))
+    >>> mutual_knn(x, 3 * x, k=5)
+    1.0
 """
 
 from __future__ import annotations

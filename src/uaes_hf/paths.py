@@ -4,9 +4,10 @@ Everything lives under one root, ``$UAES_HOME`` (default ``~/.cache/uaes_hf``), 
 can move or wipe it in one place.
 
 Example:
+    >>> import os
     >>> from uaes_hf.paths import uaes_home
-    >>> uaes_home().name  # doctest: +SKIP
-    'uaes_hf'
+    >>> "UAES_HOME" in os.environ or uaes_home().name == "uaes_hf"
+    True
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ def cache_dir(*parts: str) -> Path:
     """Return ``uaes_home()/parts...``, creating it.
 
     Example:
-        >>> cache_dir("models", "smollm2-135m")  # doctest: +SKIP
+        >>> import os, tempfile
+        >>> os.environ["UAES_HOME"], saved = tempfile.mkdtemp(), os.environ.get("UAES_HOME")
+        >>> cache_dir("models", "m").relative_to(uaes_home()).as_posix()
+        'models/m'
+        >>> _ = os.environ.pop("UAES_HOME") if saved is None else os.environ.update(UAES_HOME=saved)
     """
     path = uaes_home().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,13 @@ Scores must be integers 1-5 (``"4"`` and ``4.0`` are accepted as 4); anything el
 ``ValueError`` naming the file and row. A poem without an annotation keeps ``None``.
 
 Example:
+    >>> poem = PoemRecord(id="abc", title="T", author="A", form="haiku",
+    ...                   form_category="formatted", text="old pond", n_words=2, n_lines=1,
+    ...                   english_ratio=1.0)
     >>> ann = {"abc": Annotation(4, "vivid imagery", "gpt-4o")}
-    >>> merged, stats = merge_annotations(records, ann)  # doctest: +SKIP
-    >>> stats["annotated"]  # doctest: +SKIP
+    >>> merged, stats = merge_annotations([poem], ann)
+    >>> merged[0].aesthetic_score, stats["annotated"]
+    (4, 1)
 """
 
 from __future__ import annotations
@@ -79,7 +83,10 @@ def read_annotations(path: str | Path) -> dict[str, Annotation]:
     """Read ``id -> Annotation`` from a CSV/JSONL file (see module doc).
 
     Example:
-        >>> read_annotations("ratings.csv")["3f2a..."].score  # doctest: +SKIP
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "ratings.csv"
+        >>> _ = path.write_text("id,score,rationale\\n3f2a,4,vivid\\n")
+        >>> read_annotations(path)["3f2a"].score
         4
     """
     path = Path(path)

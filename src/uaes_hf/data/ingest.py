@@ -11,9 +11,10 @@ prefix before the title and some a translation mark (``Translation``/``Translate
 input (unreadable, binary, not UTF-8, empty, table without a required column, row without
 text) is recorded as a :class:`BadInput` and skipped: never fatal, never silent.
 
-Example:
-    >>> result = read_poems_folder("path/to/kaggle_poems")  # doctest: +SKIP
-    >>> merged, n_duplicates = merge_duplicates(result.poems)  # doctest: +SKIP
+Example (the calls in order; :func:`read_poems_folder` shows them on a small folder)::
+
+    result = read_poems_folder("path/to/kaggle_poems")
+    merged, n_duplicates = merge_duplicates(result.poems)
 """
 
 from __future__ import annotations
@@ -190,7 +191,10 @@ def read_poem_table(path: Path, root: Path | None = None) -> ReadResult:
     without text is rejected alone.
 
     Example:
-        >>> read_poem_table(Path("poems.csv")).poems[0].forms  # doctest: +SKIP
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "poems.csv"
+        >>> _ = path.write_text("Title,Author,Form,Text\\nPond,Basho,haiku,old pond\\n")
+        >>> read_poem_table(path).poems[0].forms
         ('haiku',)
     """
     rel = path.relative_to(root).as_posix() if root else str(path)
@@ -263,8 +267,14 @@ def read_poems_folder(
     """Read every poem under ``root`` (Kaggle layout and/or tables); see module doc.
 
     Example:
-        >>> res = read_poems_folder("raw")  # doctest: +SKIP
-        >>> len(res.poems), [b.reason for b in res.bad]  # doctest: +SKIP
+        >>> import tempfile
+        >>> raw = Path(tempfile.mkdtemp())
+        >>> (raw / "forms" / "haiku").mkdir(parents=True)
+        >>> _ = (raw / "forms" / "haiku" / "OldPondPoembyBasho.txt").write_text("old pond")
+        >>> _ = (raw / "forms" / "haiku" / "EmptyPoembyNobody.txt").write_text("")
+        >>> res = read_poems_folder(raw)
+        >>> [p.title for p in res.poems], len(res.bad)
+        (['Old Pond'], 1)
     """
     root = Path(root)
     if not root.is_dir():

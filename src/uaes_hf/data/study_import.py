@@ -481,19 +481,12 @@ def load_poems_frame(
     Example:
         >>> frame = load_poems_frame("SHENJJ1017/poem_aesthetic_eval", "aligned_s")  # doctest: +SKIP
     """
-    import pandas as pd
-
     if columns is None:
-        dataset, label = _load(source, revision, config, split)
-        if set(SUITE_POEM_COLUMNS) <= set(dataset.column_names):
-            frame = dataset.to_pandas()
-            frame.attrs["uaes_import"] = {"source": label, "format": "suite", "notes": []}
+        frame = _suite_frame(source, revision, config, split, SUITE_POEM_COLUMNS)
+        if frame is not None:
             return frame
     result = import_study_poems(source, revision, config=config, split=split, columns=columns)
-    _report(result)
-    frame = pd.DataFrame([record.as_row() for record in result.records])
-    frame.attrs["uaes_import"] = _attrs(result)
-    return frame
+    return _imported_frame(result, [record.as_row() for record in result.records])
 
 
 def load_plain_texts_frame(
@@ -510,21 +503,14 @@ def load_plain_texts_frame(
     A dataset in the suite's plain-text format is passed through unless ``columns`` is
     given; otherwise :func:`import_plain_texts` maps it (``minhuh/prh``: first caption).
     """
-    import pandas as pd
-
     if columns is None:
-        dataset, label = _load(source, revision, config, split)
-        if set(SUITE_PLAIN_COLUMNS) <= set(dataset.column_names):
-            frame = dataset.to_pandas()[list(SUITE_PLAIN_COLUMNS)]
-            frame.attrs["uaes_import"] = {"source": label, "format": "suite", "notes": []}
+        frame = _suite_frame(source, revision, config, split, SUITE_PLAIN_COLUMNS, keep_all=False)
+        if frame is not None:
             return frame
     result = import_plain_texts(
         source, revision, config=config, split=split, columns=columns, caption_index=caption_index
     )
-    _report(result)
-    frame = pd.DataFrame([record.as_row() for record in result.records])
-    frame.attrs["uaes_import"] = _attrs(result)
-    return frame
+    return _imported_frame(result, [record.as_row() for record in result.records])
 
 
 def load_image_text_frame(
@@ -537,22 +523,38 @@ def load_image_text_frame(
 ) -> Any:
     """A pandas frame of image-poem-text rows, ``image`` as encoded bytes (the prepare
     stage's ``image_text.parquet`` layout), from the study's set or the suite's own."""
-    import pandas as pd
-
     result = import_study_image_text(source, revision, config=config, split=split, columns=columns)
-    _report(result)
-    rows = []
-    for record in result.records:
-        row = record.as_row()
-        row["image"] = record.image["bytes"]
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame.attrs["uaes_import"] = _attrs(result)
+    rows = [{**record.as_row(), "image": record.image["bytes"]} for record in result.records]
+    return _imported_frame(result, rows)
+
+
+def _suite_frame(
+    source: str | Path,
+    revision: str | None,
+    config: str | None,
+    split: str,
+    suite_columns: Sequence[str],
+    keep_all: bool = True,
+) -> Any | None:
+    """The dataset as a frame if it already has the suite's columns (passed through; only
+    those unless ``keep_all``), else None (it needs the importer)."""
+    dataset, label = _load(source, revision, config, split)
+    if not set(suite_columns) <= set(dataset.column_names):
+        return None
+    frame = dataset.to_pandas()
+    if not keep_all:
+        frame = frame[list(suite_columns)]
+    frame.attrs["uaes_import"] = {"source": label, "format": "suite", "notes": []}
     return frame
 
 
-def _attrs(result: ImportResult) -> dict[str, Any]:
-    return {
+def _imported_frame(result: ImportResult, rows: list[dict[str, Any]]) -> Any:
+    """The importer's rows as a frame, with what it did (column map, notes) in ``attrs``."""
+    import pandas as pd
+
+    _report(result)
+    frame = pd.DataFrame(rows)
+    frame.attrs["uaes_import"] = {
         "source": result.source,
         "format": "imported",
         "columns": dict(result.columns),
@@ -560,3 +562,4 @@ def _attrs(result: ImportResult) -> dict[str, Any]:
         "n_records": len(result.records),
         "notes": list(result.notes),
     }
+    return frame

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 
-def _plt() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display; imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,11 +31,12 @@ def _plt() -> Any:
     return plt
 
 
-def _save(fig: Any, path: str | Path, dpi: int) -> Path:
+def save_figure(fig: Any, path: str | Path, dpi: int) -> Path:
+    """Save ``fig`` to ``path`` (folders made), close it, return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    _plt().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -109,7 +111,7 @@ def heatmap_figure(
         >>> [t.get_text() for t in fig.axes[0].texts]
         ['0.400\ncal +0.20', '0.400\ncal +0.20']
     """
-    plt = _plt()
+    plt = pyplot()
     values = np.asarray(values, dtype=float)
     size = (1.4 + 0.95 * len(cols), 1.0 + 0.75 * len(rows))
     fig, ax = plt.subplots(figsize=size) if dpi is None else plt.subplots(figsize=size, dpi=dpi)
@@ -136,7 +138,7 @@ def heatmap(
         values, rows, cols, title, diverging=diverging, colorbar_label=colorbar_label,
         calibrated=calibrated,
     )  # fmt: skip
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def three_heatmaps(
@@ -155,7 +157,7 @@ def three_heatmaps(
     With ``calibrated`` (A's and B's calibrated matrices) each side's cells also show their
     calibrated score; ``chance`` (k/(N-1), equal on both sides) goes into the side titles.
     """
-    plt = _plt()
+    plt = pyplot()
     n = len(labels)
     fig, axes = plt.subplots(1, 3, figsize=(3 * (1.3 + 0.85 * n), 1.3 + 0.8 * n))
     cals = calibrated if calibrated is not None else (None, None)
@@ -179,7 +181,7 @@ def three_heatmaps(
     )
     fig.colorbar(image, ax=axes[1], shrink=0.7)
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def capability_plot(
@@ -192,7 +194,7 @@ def capability_plot(
     dpi: int = 110,
 ) -> Path:
     """Alignment with the reference model vs capability; circle area ~ parameters."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     groups = [(None, table)] if group_column is None else list(table.groupby(group_column))
     for name, part in groups:
@@ -222,7 +224,7 @@ def capability_plot(
     ax.set_ylabel("mutual kNN with the reference model")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def slope_grid(
@@ -240,7 +242,7 @@ def slope_grid(
 ) -> Path:
     """Per-sample alignment vs a covariate for every pair: lower triangle scatter (jittered,
     with binned means), upper triangle the fitted line and its slope."""
-    plt = _plt()
+    plt = pyplot()
     m = len(models)
     fig, axes = plt.subplots(m, m, figsize=(2.0 * m + 1, 2.0 * m + 0.5), squeeze=False)
     rng = np.random.default_rng(seed)
@@ -295,7 +297,7 @@ def slope_grid(
                 )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def _pairs(scores: Any) -> set[tuple[str, str]]:
@@ -304,7 +306,7 @@ def _pairs(scores: Any) -> set[tuple[str, str]]:
 
 def scatter_map(coords: Any, path: str | Path, *, title: str, hue: str, dpi: int = 110) -> Path:
     """A 2-D map (t-SNE) coloured by a column (numeric -> colormap, else categories)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     values = coords[hue]
     from pandas.api.types import is_numeric_dtype
@@ -319,7 +321,7 @@ def scatter_map(coords: Any, path: str | Path, *, title: str, hue: str, dpi: int
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=10)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def word_cloud(
@@ -328,7 +330,7 @@ def word_cloud(
     """A word cloud of content-word counts (wordcloud package)."""
     from wordcloud import WordCloud
 
-    plt = _plt()
+    plt = pyplot()
     cloud = WordCloud(
         width=640, height=360, background_color="white", random_state=seed, prefer_horizontal=0.9
     ).generate_from_frequencies(dict(frequencies) or {"-": 1})
@@ -336,14 +338,14 @@ def word_cloud(
     ax.imshow(cloud, interpolation="bilinear")
     ax.axis("off")
     ax.set_title(title, fontsize=10)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def length_histograms(
     panels: Sequence[tuple[str, Mapping[str, np.ndarray]]], path: str | Path, *, dpi: int = 110
 ) -> Path:
     """One panel per (title, {label: word counts}), overlaid density histograms."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
     every = np.concatenate([np.asarray(v, float) for _, d in panels for v in d.values()])
     bins = np.linspace(0, float(np.percentile(every, 99)) + 1 if every.size else 1, 30)
@@ -363,7 +365,7 @@ def length_histograms(
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def boxplot(
@@ -376,7 +378,7 @@ def boxplot(
     dpi: int = 110,
 ) -> Path:
     """Box plots of one quantity per group (e.g. perplexity of poems vs plain texts)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(groups), 4))
     names = list(groups)
     ax.boxplot([np.asarray(groups[n], float) for n in names], showfliers=False)
@@ -387,7 +389,7 @@ def boxplot(
         ax.set_yscale("log")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def jitter_scatter(
@@ -403,7 +405,7 @@ def jitter_scatter(
     seed: int = 0,
 ) -> Path:
     """Scatter of a discrete x (jittered, e.g. aesthetic score) vs y with per-x means."""
-    plt = _plt()
+    plt = pyplot()
     rng = np.random.default_rng(seed)
     x = np.asarray(x, float)
     y = np.asarray(y, float)
@@ -419,7 +421,7 @@ def jitter_scatter(
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def bar_table(
@@ -432,7 +434,7 @@ def bar_table(
     dpi: int = 110,
 ) -> Path:
     """A bar chart with the values written on the bars."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(labels), 3.6))
     bars = ax.bar(range(len(labels)), values, color="C0")
     for bar, value in zip(bars, values, strict=False):
@@ -447,7 +449,7 @@ def bar_table(
     ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def level_lines(
@@ -463,7 +465,7 @@ def level_lines(
 
     ``table`` has ``model_a``, ``model_b``, ``level_column``, ``mean_score`` and ``n``.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     for _, part in table.groupby(["model_a", "model_b"]):
         part = part.sort_values(level_column)
@@ -481,4 +483,4 @@ def level_lines(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)

@@ -21,27 +21,12 @@ from typing import Any
 
 import numpy as np
 
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: str | Path, dpi: int) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    _plt().close(fig)
-    return path
+from uaes_hf.experiments.plots import pyplot, save_figure
 
 
 def forest_plot(tests: Any, path: str | Path, *, title: str, dpi: int = 110) -> Path:
     """One row per comparison: the mean-over-pairs difference and its interval."""
-    plt = _plt()
+    plt = pyplot()
     rows = tests.reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.4))
     y = np.arange(len(rows))[::-1]
@@ -59,12 +44,12 @@ def forest_plot(tests: Any, path: str | Path, *, title: str, dpi: int = 110) -> 
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlabel("mean over model pairs of (score on side A - side B)")
     ax.set_title(title, fontsize=10)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def variant_bars(variants: Any, path: str | Path, *, title: str, dpi: int = 110) -> Path:
     """Grouped bars: each comparison's mean difference under every variant."""
-    plt = _plt()
+    plt = pyplot()
     comparisons = list(dict.fromkeys(variants["comparison"]))
     names = list(dict.fromkeys(variants["variant"]))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(comparisons) + 2), 4.2))
@@ -79,7 +64,7 @@ def variant_bars(variants: Any, path: str | Path, *, title: str, dpi: int = 110)
     ax.set_ylabel("mean difference (side A - side B)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def capability_panels(
@@ -93,7 +78,7 @@ def capability_panels(
 ) -> Path:
     """Alignment with the reference model against each capability column, side by side
     (circle area ~ parameters); a panel without scores says so."""
-    plt = _plt()
+    plt = pyplot()
     labels = list(labels or columns)
     fig, axes = plt.subplots(1, len(columns), figsize=(5.2 * len(columns), 4.3), squeeze=False)
     for ax, column, label in zip(axes[0], columns, labels, strict=True):
@@ -122,4 +107,4 @@ def capability_panels(
         ax.set_xlabel(label)
         ax.set_ylabel("mutual kNN with the reference model")
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
