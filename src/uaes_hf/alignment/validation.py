@@ -99,19 +99,28 @@ def check_matrix(x: Any, name: str = "features", *, dtype: Any = None) -> Any:
         np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
     ):
         raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    largest = None
     if np.issubdtype(x.dtype, np.floating):
-        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        if bad:
+        # Row maxima and minima: two passes without a temporary, and NaN or Inf shows in
+        # them (NaN propagates), so the full count runs only when there is something to name.
+        high, low = x.max(axis=1), x.min(axis=1)
+        if not (np.isfinite(high).all() and np.isfinite(low).all()):
+            bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
             raise ValueError(
                 f"{name} contains {bad} NaN or Inf value(s); remove or impute them first"
             )
+        largest = np.maximum(high, -low).astype(np.float64)
     if dtype is not None:
-        check_overflow(x, name, dtype)
+        check_overflow(x, name, dtype, largest=largest)
     return x
 
 
-def check_overflow(x: np.ndarray, name: str, dtype: Any) -> None:
+def check_overflow(
+    x: np.ndarray, name: str, dtype: Any, *, largest: np.ndarray | None = None
+) -> None:
     """Raise if ``x``'s squared row norms (hence values) are not finite in ``dtype``.
+
+    ``largest``: each row's largest ``|value|`` when the caller has it already.
 
     Example:
         >>> check_overflow(np.ones((2, 2)), "A", "float32")
@@ -120,7 +129,8 @@ def check_overflow(x: np.ndarray, name: str, dtype: Any) -> None:
     if label not in ("float32", "float64", "double"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     limit = np.finfo(np.float32 if label == "float32" else np.float64).max
-    largest = np.abs(x).max(axis=1).astype(np.float64)
+    if largest is None:
+        largest = np.abs(x).max(axis=1).astype(np.float64)
     # sum(x^2) <= D * max|x|^2: only rows near the limit need the exact sum (which may
     # itself overflow in float64, so it is taken on rows scaled by their largest value).
     with np.errstate(over="ignore"):  # inf here just marks a row as risky
