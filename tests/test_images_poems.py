@@ -104,3 +104,24 @@ def test_packaged_minilm_picks_the_planted_stanza(tmp_path, monkeypatch) -> None
     fresh = RetrievalPoemBaseline(pool=StanzaPool.from_texts(texts, "planted.txt"),
                                   encoder=baseline.encoder)  # fmt: skip
     assert np.array_equal(fresh.pool_embeddings(), np.load(cached[0]))
+
+
+def test_a_custom_encoder_never_reads_or_writes_the_embedding_cache(tmp_path, monkeypatch):
+    """The on-disk cache is keyed by the pool and the packaged weights: an encoder passed in
+    must not get another encoder's embeddings of the same pool."""
+    import numpy as np
+
+    monkeypatch.setenv("UAES_HOME", str(tmp_path))
+
+    class Scaled:
+        def __init__(self, factor: float) -> None:
+            self.factor = factor
+
+        def encode(self, texts, batch_size=64):
+            return [[self.factor * len(t), 1.0] for t in texts]
+
+    pool = StanzaPool.from_texts(["The sea, the sea\nis grey", "A cat\non a mat"])
+    one = RetrievalPoemBaseline(pool=pool, encoder=Scaled(1.0)).pool_embeddings()
+    two = RetrievalPoemBaseline(pool=pool, encoder=Scaled(2.0)).pool_embeddings()
+    np.testing.assert_allclose(two[:, 0], 2 * one[:, 0])
+    assert not list(tmp_path.rglob("*.npy"))  # nothing cached for custom encoders

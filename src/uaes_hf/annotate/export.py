@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,18 +104,24 @@ def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, columns: Sequen
     The file is written to a temporary name and renamed, so a crash never leaves half a file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix.lower() == ".jsonl":
-        with tmp.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n")
-    elif path.suffix.lower() in (".csv", ""):
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-    else:
+    jsonl = path.suffix.lower() == ".jsonl"
+    if not jsonl and path.suffix.lower() not in (".csv", ""):
         raise ValueError(f"unsupported output format {path.suffix!r}; use .csv or .jsonl")
-    tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A unique temp name beside the target: two exports at once never share a half file.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            if jsonl:
+                for row in rows:
+                    fh.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False))
+                    fh.write("\n")
+            else:
+                writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
     return path

@@ -30,8 +30,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import sysconfig
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,13 +245,33 @@ class RetrievalPoemBaseline:
     cache_embeddings: bool = True
     name: str = f"retrieval:{RETRIEVAL_MODEL_LABEL}"
     _pool_embeddings: Any = field(default=None, repr=False)
+    _default_encoder: bool = field(default=False, repr=False)
 
     def _encoder(self) -> Any:
         if self.encoder is None:
             from uaes_hf.assets import load_sentence_transformer
 
             self.encoder = load_sentence_transformer(RETRIEVAL_MODEL, device="cpu")
+            self._default_encoder = True
         return self.encoder
+
+    def _cache_path(self, pool: StanzaPool) -> Path | None:
+        """Where the pool's embeddings are cached: only for the packaged default encoder
+        (a custom one never reads its embeddings), keyed by the pool and the weights'
+        package version."""
+        if not self.cache_embeddings or not (self.encoder is None or self._default_encoder):
+            return None
+        from importlib import metadata
+
+        from uaes_hf.assets.models import PACKAGED_SENTENCE_TRANSFORMERS
+
+        package = PACKAGED_SENTENCE_TRANSFORMERS[RETRIEVAL_MODEL]
+        try:
+            weights = f"{package}=={metadata.version(package)}"
+        except metadata.PackageNotFoundError:
+            weights = package
+        key = hashlib.sha256(f"{pool.fingerprint()}|{weights}".encode()).hexdigest()[:24]
+        return cache_dir("data", "stanza_embeddings") / f"{key}.npy"
 
     def _pool(self) -> StanzaPool:
         if self.pool is None:
@@ -268,17 +290,19 @@ class RetrievalPoemBaseline:
         if self._pool_embeddings is not None:
             return self._pool_embeddings
         pool = self._pool()
-        path = cache_dir("data", "stanza_embeddings") / f"{pool.fingerprint()}.npy"
-        if self.cache_embeddings and path.is_file():
+        path = self._cache_path(pool)
+        if path is not None and path.is_file():
             emb = np.load(path)
             if emb.shape[0] == len(pool):
                 self._pool_embeddings = emb
                 return emb
         emb = self._encode([s.text for s in pool.stanzas])
-        if self.cache_embeddings:
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, emb)
-            tmp.replace(path)
+        if path is not None:
+            # unique temp name: concurrent builders never write into one another's file
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
+            os.close(fd)
+            np.save(tmp_name, emb)
+            os.replace(tmp_name, path)
         self._pool_embeddings = emb
         return emb
 
