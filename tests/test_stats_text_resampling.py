@@ -132,6 +132,35 @@ def test_detects_a_planted_difference():
     assert all(r.observed > 0 for r in results)
 
 
+def _unequal_replicate(seed: int, a_signal: float = 1.0, n_a: int = 20, n_b: int = 60):
+    """Sides of different sizes (the study's own sizes are unequal): mutual kNN sits higher
+    on the smaller side, so the null of T is centred well above 0."""
+    rng = np.random.default_rng(seed)
+    scale = np.ones(n_a + n_b)
+    scale[:n_a] = a_signal  # < 1: side A's texts share less structure across the models
+    stacks = _stacks(rng, n_a + n_b, shift=scale)
+    pool = PooledSpaces.build(stacks, {m: [0, 1] for m in stacks})
+    return text_resampling_test(pool, n_a, n_b, k=4, n_permutations=39, n_subsamples=0, seed=seed)
+
+
+def test_unequal_sizes_keep_the_false_positive_rate_and_centre_the_null():
+    alpha, reps = 0.05, 120
+    results = [_unequal_replicate(seed) for seed in range(reps)]
+    assert np.mean([r.null_mean for r in results]) > 0.1  # the size effect the null carries
+    rejected = np.mean([r.p_value <= alpha for r in results])
+    assert rejected <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / reps)
+
+
+def test_unequal_sizes_detect_an_effect_towards_zero():
+    """Side A less aligned than its size predicts: T stays positive (the size effect) but
+    falls below the null's centre. A two-sided test on |T| never rejects here; the test on
+    the distance from the null's mean does."""
+    results = [_unequal_replicate(seed, a_signal=0.5) for seed in range(30)]
+    observed = np.mean([r.observed for r in results])
+    assert 0 < observed < np.mean([r.null_mean for r in results])
+    assert np.mean([r.p_value <= 0.05 for r in results]) >= 0.8
+
+
 def test_p_value_counts_null_splits_add_one():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 5))

@@ -4,6 +4,10 @@ Example:
     >>> from uaes_hf.experiments.report.results import Results
     >>> console_summary(Results(summary={"title": "T", "k": 10})).splitlines()[0]
     '== T =='
+    >>> _text_test({"n": 64, "n_b": 96, "p_text": 0.01, "ci_low": None, "text_null_mean": 0.05})
+    '; over texts: p=0.01, null centre +0.0500'
+    >>> _text_test({"n": 80, "n_b": 80, "p_text": 0.01, "ci_low": None, "text_null_mean": 0.001})
+    '; over texts: p=0.01'
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ def console_summary(results: Results) -> str:
     conv = results.get("convergence")
     lines = [
         f"== {s.get('title', 'uaes report')} ==",
-        f"k={s.get('k')}  layer selection={s.get('layer_selection')}  "
+        f"k={s.get('k')}  layer selection={s.get('layer_selection')} "
+        f"(rule {s.get('layer_rule', 'best')})  outlier clamp q={s.get('outlier_quantile')}  "
         f"per-sample={s.get('per_sample_mode')}  sizes={s.get('sizes')}",
     ]
 
@@ -92,4 +97,9 @@ def _text_test(row: dict) -> str:
         if row.get("ci_low") is not None
         else ""
     )
-    return f"; over texts:{interval} p={p_text(row.get('p_text'))}"
+    centre = row.get("text_null_mean")
+    # With unequal sides the null is not centred on 0 (mutual kNN's level depends on N):
+    # show where it is, so that the difference is read against it.
+    unequal = row.get("n_b") is not None and row.get("n_b") != row.get("n")
+    shifted = f", null centre {centre:+.4f}" if centre is not None and unequal else ""
+    return f"; over texts:{interval} p={p_text(row.get('p_text'))}{shifted}"

@@ -28,7 +28,9 @@ RESULT_TABLES: dict[str, str] = {
     "comparison_tests": "paired sign-flip tests across model pairs for each comparison "
     "(a description: pairs share models and the texts are a sample)",
     "text_tests": "the headline test over texts: mean-over-pairs difference, p-value from "
-    "random splits of the pooled texts, interval from half-samples, neighbours recomputed",
+    "random splits of the pooled texts (two-sided on the distance from the null's mean, "
+    "null_mean: not 0 when the sides' sizes differ), interval from half-samples, neighbours "
+    "recomputed",
     "headline_variants": "each comparison's mean difference as in the headline, without "
     "(or with) the embedding layer, and of each model's agreement with TF-IDF",
     "lexical": "every model's mutual kNN with TF-IDF of the same texts, per compared side",
