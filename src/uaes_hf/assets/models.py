@@ -66,6 +66,23 @@ EFFICIENTNET_LITE0_STD = (0.5, 0.5, 0.5)
 EFFICIENTNET_LITE0_SIZE = 224
 
 
+def weights_revision(name: str) -> str | None:
+    """``"<pip distribution>==<version>"`` the packaged model ``name``'s weights come from,
+    or None for a name that is not packaged (or whose package is not installed).
+
+    Example:
+        >>> weights_revision("not-a-packaged-model") is None
+        True
+    """
+    dist = {**PACKAGED_CAUSAL_LMS, **PACKAGED_SENTENCE_TRANSFORMERS, **PACKAGED_VISION}.get(name)
+    if dist is None:
+        return None
+    try:
+        return f"{dist}=={metadata.version(dist)}"
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _check_name(name: str, known: Sequence[str], kind: str) -> None:
     if name not in known:
         raise ValueError(f"unknown packaged {kind} {name!r}; expected one of {sorted(known)}")

@@ -1,4 +1,5 @@
-"""Record types of the poems and plain-text datasets (the data contracts in ``docs/architecture.md``).
+"""Record types of the poems and plain-text datasets (the data contracts of
+``docs/architecture.md``).
 
 A record is a frozen dataclass; ``as_row()`` gives the dict written to parquet, and
 ``POEM_FEATURES`` / ``PLAIN_TEXT_FEATURES`` (built lazily, they import ``datasets``) fix the

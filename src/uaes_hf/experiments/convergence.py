@@ -18,8 +18,9 @@ can be clamped with the study's :func:`~uaes_hf.alignment.remove_outliers`
 (``outlier_quantile``), and layer 0 (the mean-pooled input embeddings) can be left out of
 the candidates (``exclude_embedding_layer``).
 
-The output is the tidy alignment table of ``docs/architecture.md``: one row per (subset, model A, layer A,
-model B, layer B, metric, k, N) with score, chance, calibrated, p_value, ci_low, ci_high.
+The output is the tidy alignment table of ``docs/architecture.md``: one row per (subset,
+model A, layer A, model B, layer B, metric, k, N) with score, chance, calibrated, p_value,
+ci_low, ci_high.
 
 Example:
     >>> import numpy as np

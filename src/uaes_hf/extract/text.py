@@ -83,22 +83,9 @@ def packaged_revision(spec: ModelSpec) -> str | None:
     """
     if not spec.packaged:
         return None
-    from importlib import metadata
+    from uaes_hf.assets.models import weights_revision
 
-    from uaes_hf.assets.models import (
-        PACKAGED_CAUSAL_LMS,
-        PACKAGED_SENTENCE_TRANSFORMERS,
-        PACKAGED_VISION,
-    )
-
-    packages = {**PACKAGED_CAUSAL_LMS, **PACKAGED_SENTENCE_TRANSFORMERS, **PACKAGED_VISION}
-    dist = packages.get(spec.source)
-    if dist is None:
-        return None
-    try:
-        return f"{dist}=={metadata.version(dist)}"
-    except metadata.PackageNotFoundError:
-        return None
+    return weights_revision(spec.source)
 
 
 class TextFeatureExtractor:

@@ -261,15 +261,9 @@ class RetrievalPoemBaseline:
         package version."""
         if not self.cache_embeddings or not (self.encoder is None or self._default_encoder):
             return None
-        from importlib import metadata
+        from uaes_hf.assets.models import weights_revision
 
-        from uaes_hf.assets.models import PACKAGED_SENTENCE_TRANSFORMERS
-
-        package = PACKAGED_SENTENCE_TRANSFORMERS[RETRIEVAL_MODEL]
-        try:
-            weights = f"{package}=={metadata.version(package)}"
-        except metadata.PackageNotFoundError:
-            weights = package
+        weights = weights_revision(RETRIEVAL_MODEL) or RETRIEVAL_MODEL
         key = hashlib.sha256(f"{pool.fingerprint()}|{weights}".encode()).hexdigest()[:24]
         return cache_dir("data", "stanza_embeddings") / f"{key}.npy"
 

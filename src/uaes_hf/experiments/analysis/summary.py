@@ -63,7 +63,7 @@ def headline_rows(
                     p_text_a_greater=_number(t["p_a_greater"]),
                     ci_low=_number(t["ci_low"]),
                     ci_high=_number(t["ci_high"]),
-                    text_null_mean=_number(t.get("null_mean", float("nan"))),
+                    text_null_mean=_number(t["null_mean"]),
                     ci_level=float(t["ci_level"]),
                     text_permutations=int(t["n_permutations"]),
                     text_subsamples=int(t["n_subsamples"]),
